@@ -1,0 +1,253 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/bildrum/bildrum"
+)
+
+var _ bildrum.RegisterStore = (*DB)(nil)
+
+// episodeColumns are the columns of episodes written from a ScreeningEpisode,
+// in the order of episodeArgs.
+var episodeColumns = []string{
+	"id", "person_id", "region", "unit", "round", "invitation_date", "attended", "exam_date",
+	"technical_repeat", "views", "reader1_birads", "reader2_birads", "consensus_birads", "density",
+	"recalled", "result_date", "assessment_date", "additional_imaging", "ultrasound", "needle_biopsy",
+	"open_biopsy", "assessment_birads", "outcome", "detection", "diagnosis_date", "tumour_size_mm",
+	"nodal_status", "stage", "preop_diagnosis", "interval_months", "digest", "version", "episode_date",
+}
+
+// putBatch is how many episodes go into one INSERT: 33 columns × 400 rows
+// stays under both engines' limits on bound parameters.
+const putBatch = 400
+
+func episodeArgs(e *bildrum.ScreeningEpisode, digest string, version int64) []any {
+	return []any{
+		e.ID, string(e.Person), e.Region, e.Unit, e.Round, e.Invited, e.Attended, e.Examined,
+		e.TechnicalRepeat, strings.Join(e.Views, "+"), string(e.Reader1), string(e.Reader2), string(e.Consensus), string(e.Density),
+		e.Recalled, e.ResultDay, e.Assessed, e.AdditionalImaging, e.Ultrasound, e.NeedleBiopsy,
+		e.OpenBiopsy, string(e.AssessmentBIRADS), string(e.Outcome), string(e.Detection), e.Diagnosed, e.TumourSizeMM,
+		e.NodalStatus, e.Stage, e.PreopDiagnosis, e.IntervalMonths, digest, version, episodeDate(e),
+	}
+}
+
+// episodeDate is the date an episode is filed under.
+func episodeDate(e *bildrum.ScreeningEpisode) bildrum.Date {
+	if !e.Examined.IsZero() {
+		return e.Examined
+	}
+	return e.Invited
+}
+
+// digestOf is the SHA-256 of an episode's canonical JSON.
+func digestOf(e *bildrum.ScreeningEpisode) (string, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// checkEpisode enforces what the store itself relies on; the register
+// package validates everything else before rows reach a store.
+func checkEpisode(e *bildrum.ScreeningEpisode) error {
+	if e.ID == "" {
+		return bildrum.Errorf(bildrum.EINVALID, "episode without id")
+	}
+	if _, err := bildrum.ParsePersonID(string(e.Person)); err != nil {
+		return fmt.Errorf("episode %s: %w", e.ID, err)
+	}
+	if _, err := bildrum.RegionByCode(e.Region); err != nil {
+		return fmt.Errorf("episode %s: %w", e.ID, err)
+	}
+	if e.Invited.IsZero() {
+		return bildrum.Errorf(bildrum.EINVALID, "episode %s: invitation date missing", e.ID)
+	}
+	return nil
+}
+
+// PutEpisodes stores episodes atomically; see bildrum.RegisterStore.
+func (d *DB) PutEpisodes(ctx context.Context, episodes []bildrum.ScreeningEpisode) (bildrum.PutResult, error) {
+	var res bildrum.PutResult
+	if len(episodes) == 0 {
+		return res, nil
+	}
+	digests := make([]string, len(episodes))
+	for i := range episodes {
+		if err := checkEpisode(&episodes[i]); err != nil {
+			return res, err
+		}
+		dg, err := digestOf(&episodes[i])
+		if err != nil {
+			return res, fmt.Errorf("put episodes: %w", err)
+		}
+		digests[i] = dg
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("put episodes: %w", err)
+	}
+	defer tx.Rollback()
+
+	var version int64
+	// Taking the version row first serialises writers in both engines.
+	if err := tx.QueryRowContext(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version); err != nil {
+		return res, fmt.Errorf("put episodes: next version: %w", err)
+	}
+
+	var updates []string
+	for _, c := range episodeColumns[1:] {
+		updates = append(updates, c+" = excluded."+c)
+	}
+	for start := 0; start < len(episodes); start += putBatch {
+		batch := episodes[start:min(start+putBatch, len(episodes))]
+
+		persons := make(map[bildrum.PersonID]bool, len(batch))
+		var pargs []any
+		var pvals []string
+		for i := range batch {
+			if p := batch[i].Person; !persons[p] {
+				persons[p] = true
+				pvals = append(pvals, "(?, ?)")
+				pargs = append(pargs, string(p), bildrum.DateOf(p.BirthDate()))
+			}
+		}
+		q := `INSERT INTO persons (person_id, birth_date) VALUES ` + strings.Join(pvals, ", ") + ` ON CONFLICT (person_id) DO NOTHING`
+		if _, err := tx.ExecContext(ctx, d.rebind(q), pargs...); err != nil {
+			return res, fmt.Errorf("put episodes: persons: %w", err)
+		}
+
+		row := "(" + strings.Repeat("?, ", len(episodeColumns)-1) + "?)"
+		vals := make([]string, len(batch))
+		args := make([]any, 0, len(batch)*len(episodeColumns))
+		for i := range batch {
+			vals[i] = row
+			args = append(args, episodeArgs(&batch[i], digests[start+i], version)...)
+		}
+		q = `INSERT INTO episodes (` + strings.Join(episodeColumns, ", ") + `) VALUES ` + strings.Join(vals, ", ") +
+			` ON CONFLICT (id) DO UPDATE SET ` + strings.Join(updates, ", ") + ` WHERE episodes.digest <> excluded.digest`
+		r, err := tx.ExecContext(ctx, d.rebind(q), args...)
+		if err != nil {
+			return res, fmt.Errorf("put episodes: %w", err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return res, fmt.Errorf("put episodes: %w", err)
+		}
+		res.Changed += int(n)
+	}
+	res.Unchanged = len(episodes) - res.Changed
+	if res.Changed == 0 {
+		// Nothing changed: the version must not move, so roll back.
+		return res, nil
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE register_version SET updated_at = ? WHERE id = 1`), d.Now().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")); err != nil {
+		return res, fmt.Errorf("put episodes: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return bildrum.PutResult{}, fmt.Errorf("put episodes: commit: %w", err)
+	}
+	return res, nil
+}
+
+// RegisterSummary counts the region's women, invitations and examinations.
+func (d *DB) RegisterSummary(ctx context.Context) (bildrum.RegisterSummary, error) {
+	var s bildrum.RegisterSummary
+	var updated string
+	var region *string
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s, fmt.Errorf("register summary: %w", err)
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, `SELECT version, updated_at FROM register_version WHERE id = 1`).Scan(&s.DataVersion, &updated); err != nil {
+		return s, fmt.Errorf("register summary: %w", err)
+	}
+	err = tx.QueryRowContext(ctx, `
+		SELECT MIN(region), COUNT(DISTINCT person_id), COUNT(*),
+			COALESCE(SUM(CASE WHEN attended THEN 1 ELSE 0 END), 0), MIN(exam_date), MAX(exam_date)
+		FROM episodes`).Scan(&region, &s.Women, &s.Invitations, &s.Exams, &s.FirstExam, &s.LastExam)
+	if err != nil {
+		return s, fmt.Errorf("register summary: %w", err)
+	}
+	if region != nil {
+		s.Region = *region
+	}
+	var t nullTime
+	if err := t.Scan(updated); err != nil {
+		return s, fmt.Errorf("register summary: %w", err)
+	}
+	s.UpdatedAt = t.t
+	return s, tx.Commit()
+}
+
+// maxListLimit caps one page of ListEpisodes.
+const maxListLimit = 1000
+
+// ListEpisodes returns a page of episodes matching f and the number of matches.
+func (d *DB) ListEpisodes(ctx context.Context, f bildrum.EpisodeFilter) ([]bildrum.ScreeningEpisode, int, error) {
+	var where []string
+	var args []any
+	if !f.From.IsZero() {
+		where, args = append(where, "episode_date >= ?"), append(args, f.From)
+	}
+	if !f.To.IsZero() {
+		where, args = append(where, "episode_date <= ?"), append(args, f.To)
+	}
+	if f.Unit != "" {
+		where, args = append(where, "unit = ?"), append(args, f.Unit)
+	}
+	if f.Outcome != "" {
+		where, args = append(where, "outcome = ?"), append(args, string(f.Outcome))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := d.db.QueryRowContext(ctx, d.rebind(`SELECT COUNT(*) FROM episodes`+cond), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("list episodes: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > maxListLimit {
+		limit = maxListLimit
+	}
+	q := `SELECT ` + strings.Join(episodeColumns[:30], ", ") + ` FROM episodes` + cond +
+		` ORDER BY episode_date, id LIMIT ? OFFSET ?`
+	rows, err := d.db.QueryContext(ctx, d.rebind(q), append(args, limit, max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list episodes: %w", err)
+	}
+	defer rows.Close()
+	var out []bildrum.ScreeningEpisode
+	for rows.Next() {
+		var e bildrum.ScreeningEpisode
+		var person, views, r1, r2, cons, dens, ab, outcome, detection string
+		if err := rows.Scan(&e.ID, &person, &e.Region, &e.Unit, &e.Round, &e.Invited, &e.Attended, &e.Examined,
+			&e.TechnicalRepeat, &views, &r1, &r2, &cons, &dens,
+			&e.Recalled, &e.ResultDay, &e.Assessed, &e.AdditionalImaging, &e.Ultrasound, &e.NeedleBiopsy,
+			&e.OpenBiopsy, &ab, &outcome, &detection, &e.Diagnosed, &e.TumourSizeMM,
+			&e.NodalStatus, &e.Stage, &e.PreopDiagnosis, &e.IntervalMonths); err != nil {
+			return nil, 0, fmt.Errorf("list episodes: %w", err)
+		}
+		e.Person = bildrum.PersonID(person)
+		if views != "" {
+			e.Views = strings.Split(views, "+")
+		}
+		e.Reader1, e.Reader2, e.Consensus = bildrum.BIRADS(r1), bildrum.BIRADS(r2), bildrum.BIRADS(cons)
+		e.Density, e.AssessmentBIRADS = bildrum.Density(dens), bildrum.BIRADS(ab)
+		e.Outcome, e.Detection = bildrum.Outcome(outcome), bildrum.Detection(detection)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list episodes: %w", err)
+	}
+	return out, total, nil
+}
