@@ -35,3 +35,42 @@ type NodeDirectory interface {
 	RecordStatus(ctx context.Context, s NodeStatus) error
 	Nodes(ctx context.Context) ([]Node, error)
 }
+
+// How a region answered a call the hub fanned out.
+const (
+	AnswerOK      = "ok"      // answered in time
+	AnswerDown    = "down"    // could not be reached
+	AnswerTimeout = "timeout" // did not answer within the per-node deadline
+	AnswerRefused = "refused" // answered with an error
+)
+
+// RegionAnswer states whether a region answered a fanned-out call, and why
+// not. Every fanned-out answer lists one per region asked, so a total is
+// never presented as complete when a region is missing.
+type RegionAnswer struct {
+	Region string `json:"region"`
+	Status string `json:"status"`           // AnswerOK, AnswerDown, AnswerTimeout, AnswerRefused
+	Reason string `json:"reason,omitempty"` // why not ok, in words
+}
+
+// NodeReport is one region's line of the federation overview: its current
+// status when it answered, otherwise the last status the hub saw.
+type NodeReport struct {
+	RegionAnswer
+	Name string     `json:"name"`
+	Web  string     `json:"web"`
+	Node NodeStatus `json:"node"` // current when Status is ok, else last known
+}
+
+// FederationOverview is the state of every node as the hub sees it now.
+// Women and Exams sum only the regions that answered; Complete is false when
+// any region did not.
+type FederationOverview struct {
+	AskedAt  time.Time    `json:"asked_at"`
+	Nodes    []NodeReport `json:"nodes"`
+	Answered int          `json:"answered"`
+	Asked    int          `json:"asked"`
+	Complete bool         `json:"complete"`
+	Women    int          `json:"women"`
+	Exams    int          `json:"exams"`
+}

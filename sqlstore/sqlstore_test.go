@@ -16,10 +16,10 @@ import (
 // engines opens a fresh, empty database of the part on each engine.
 var engines = []struct {
 	name string
-	dsn  func(t *testing.T) string
+	dsn  func(t testing.TB) string
 }{
-	{"SQLite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "test.db") }},
-	{"PostgreSQL", func(t *testing.T) string { return testenv.Postgres(t) }},
+	{"SQLite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "test.db") }},
+	{"PostgreSQL", func(t testing.TB) string { return testenv.Postgres(t) }},
 }
 
 func open(t *testing.T, dsn string, part sqlstore.Part) *sqlstore.DB {

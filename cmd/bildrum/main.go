@@ -1,0 +1,107 @@
+// Command bildrum runs the national federated data space for diagnostic
+// imaging: `bildrum demo` starts a hub and three regional nodes with
+// synthetic data in one process; `bildrum synth` writes a synthetic
+// screening population. Run `bildrum help` for every subcommand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/bildrum/bildrum"
+)
+
+// Exit codes: 0 success, 1 a failure at run time, 2 bad usage.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usage = `bildrum — national federated data space for diagnostic imaging
+
+Usage:
+  bildrum demo  [-data DIR] [-addr HOST:PORT]   hub + nodes 01, 12, 14 with synthetic data and a web page
+  bildrum synth [-out DIR | -db DSN] [flags]     write a synthetic screening population
+  bildrum version                                print the version
+
+Run 'bildrum COMMAND -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "demo":
+		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "synth":
+		err = runSynth(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "bildrum", bildrum.Version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "bildrum: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	return exitCode(stderr, err)
+}
+
+// usageError is a command line that cannot be run as written.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitCode reports err to the person at the terminal and maps it to an exit code.
+func exitCode(stderr io.Writer, err error) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "bildrum:", ue.msg)
+		return exitUsage
+	case bildrum.ErrorCode(err) == bildrum.EINTERNAL:
+		fmt.Fprintln(stderr, "bildrum:", err)
+		return exitError
+	default:
+		fmt.Fprintln(stderr, "bildrum:", bildrum.ErrorMessage(err))
+		return exitError
+	}
+}
+
+// parseFlags parses a command's flags, turning flag errors and stray
+// arguments into one usage error; -h prints the flags to stdout.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage of bildrum %s:\n", fs.Name())
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return err
+		}
+		return usageError{fmt.Sprintf("%s: %v (see 'bildrum %s -h')", fs.Name(), err, fs.Name())}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q (see 'bildrum %s -h')", fs.Name(), fs.Arg(0), fs.Name())}
+	}
+	return nil
+}

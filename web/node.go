@@ -1,0 +1,133 @@
+package web
+
+import (
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/auth"
+	"github.com/bildrum/bildrum/problem"
+)
+
+// Node serves a regional node's own pages and APIs.
+type Node struct {
+	Region   bildrum.Region
+	Register bildrum.RegisterStore
+	Auth     *auth.Authenticator
+	Log      *slog.Logger
+	HubURL   string // the hub's web address, for the way back
+	OpenAPI  []byte
+
+	page *template.Template
+}
+
+// Routes adds the node's routes to mux.
+func (n *Node) Routes(mux *http.ServeMux) {
+	n.page = parse("node.html")
+	mux.HandleFunc("GET /{$}", n.regionPage)
+	mux.HandleFunc("GET /api/v1/status", n.Auth.Require(n.statusAPI))
+	mux.HandleFunc("GET /api/v1/exams", n.Auth.Require(n.examsAPI, bildrum.RoleStaff))
+	mux.HandleFunc("GET /api/v1/me", n.Auth.Require(me))
+	mux.HandleFunc("GET /openapi.yaml", serveBytes(n.OpenAPI, "application/yaml"))
+	mux.Handle("GET /static/", staticHandler())
+	mux.HandleFunc("GET /healthz", health)
+	mux.HandleFunc("/", notFound)
+}
+
+func (n *Node) regionPage(w http.ResponseWriter, r *http.Request) {
+	sum, err := n.Register.RegisterSummary(r.Context())
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	attendance := 0.0
+	if sum.Invitations > 0 {
+		attendance = float64(sum.Exams) / float64(sum.Invitations)
+	}
+	render(w, r, n.Log, n.page, struct {
+		Region     bildrum.Region
+		Summary    bildrum.RegisterSummary
+		Attendance float64
+		HubURL     string
+		Version    string
+	}{n.Region, sum, attendance, n.HubURL, bildrum.Version})
+}
+
+func (n *Node) statusAPI(w http.ResponseWriter, r *http.Request) {
+	sum, err := n.Register.RegisterSummary(r.Context())
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	sum.Region = n.Region.Code
+	writeJSON(w, sum)
+}
+
+// examsPage is one page of register rows.
+type examsPage struct {
+	Region string                     `json:"region"`
+	Total  int                        `json:"total"`
+	Limit  int                        `json:"limit"`
+	Offset int                        `json:"offset"`
+	Rows   []bildrum.ScreeningEpisode `json:"rows"`
+}
+
+// examsAPI lists the region's register rows to its own screening staff.
+func (n *Node) examsAPI(w http.ResponseWriter, r *http.Request) {
+	p, _ := bildrum.PrincipalFrom(r.Context())
+	if p.Region != n.Region.Code {
+		problem.Error(w, r, n.Log, bildrum.Errorf(bildrum.EFORBIDDEN,
+			"register rows of region %s are for that region's staff; %s works for region %s and sees other regions only as indicators at the hub", n.Region.Code, p.Name, p.Region))
+		return
+	}
+	f, err := episodeFilter(r)
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	rows, total, err := n.Register.ListEpisodes(r.Context(), f)
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	if rows == nil {
+		rows = []bildrum.ScreeningEpisode{}
+	}
+	// Every read of register rows is an access to those women's data; the
+	// transparency log (issue 7) will record it. Until then it is logged here.
+	n.Log.Info("access", "actor", p.Name, "role", p.Role, "region", n.Region.Code, "rows", len(rows), "purpose", bildrum.PurposeQuality)
+	writeJSON(w, examsPage{Region: n.Region.Code, Total: total, Limit: f.Limit, Offset: f.Offset, Rows: rows})
+}
+
+// episodeFilter reads from, to, unit, outcome, limit and offset.
+func episodeFilter(r *http.Request) (bildrum.EpisodeFilter, error) {
+	q := r.URL.Query()
+	f := bildrum.EpisodeFilter{Unit: q.Get("unit"), Outcome: bildrum.Outcome(q.Get("outcome")), Limit: 100}
+	var err error
+	if f.From, err = bildrum.ParseDate(q.Get("from")); err != nil {
+		return f, err
+	}
+	if f.To, err = bildrum.ParseDate(q.Get("to")); err != nil {
+		return f, err
+	}
+	switch f.Outcome {
+	case bildrum.OutcomeNone, bildrum.OutcomeBenign, bildrum.OutcomeDCIS, bildrum.OutcomeInvasive:
+	default:
+		return f, bildrum.Errorf(bildrum.EINVALID, "outcome %q: use benign, dcis or invasive", f.Outcome)
+	}
+	for name, dst := range map[string]*int{"limit": &f.Limit, "offset": &f.Offset} {
+		if s := q.Get(name); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 0 {
+				return f, bildrum.Errorf(bildrum.EINVALID, "%s=%q: want a whole number of 0 or more", name, s)
+			}
+			*dst = v
+		}
+	}
+	if f.Limit == 0 || f.Limit > 1000 {
+		return f, bildrum.Errorf(bildrum.EINVALID, "limit=%d: want 1 to 1000 rows per page", f.Limit)
+	}
+	return f, nil
+}
