@@ -20,10 +20,10 @@ build:
 vet:
 	$(GO) vet ./...
 
-# Benchmarks only (-run '^$$' matches no test). Those that need PostgreSQL
-# or a browser skip unless the environment provides them, as in `make test`.
+# Benchmarks only (-run '^$$' matches no test), with the private PostgreSQL of
+# `make test`, so the SQLite and PostgreSQL figures come from the same run.
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$(BENCHTIME) -benchmem ./...
+	GOTESTFLAGS="-run ^$$ -bench $(BENCH) -benchtime=$(BENCHTIME) -benchmem" bash scripts/test.sh
 
 demo:
 	$(GO) run ./cmd/bildrum demo

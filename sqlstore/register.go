@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -73,6 +74,90 @@ func checkEpisode(e *bildrum.ScreeningEpisode) error {
 	return nil
 }
 
+// upsertEpisodes writes persons and episodes inside tx and returns how many
+// episodes were inserted or changed. SQLite runs in-process, so one prepared
+// single-row statement is cheapest there; PostgreSQL pays a round trip per
+// statement, so it gets multi-row statements.
+func (d *DB) upsertEpisodes(ctx context.Context, tx *sql.Tx, episodes []bildrum.ScreeningEpisode, digests []string, version int64) (int, error) {
+	var updates []string
+	for _, c := range episodeColumns[1:] {
+		updates = append(updates, c+" = excluded."+c)
+	}
+	onConflict := ` ON CONFLICT (id) DO UPDATE SET ` + strings.Join(updates, ", ") + ` WHERE episodes.digest <> excluded.digest`
+	row := "(" + strings.Repeat("?, ", len(episodeColumns)-1) + "?)"
+	insert := `INSERT INTO episodes (` + strings.Join(episodeColumns, ", ") + `) VALUES `
+
+	if d.dialect == sqliteDialect {
+		person, err := tx.PrepareContext(ctx, `INSERT INTO persons (person_id, birth_date) VALUES (?, ?) ON CONFLICT (person_id) DO NOTHING`)
+		if err != nil {
+			return 0, err
+		}
+		defer person.Close()
+		episode, err := tx.PrepareContext(ctx, insert+row+onConflict)
+		if err != nil {
+			return 0, err
+		}
+		defer episode.Close()
+		changed := 0
+		var last bildrum.PersonID
+		for i := range episodes {
+			e := &episodes[i]
+			if e.Person != last {
+				last = e.Person
+				if _, err := person.ExecContext(ctx, string(e.Person), bildrum.DateOf(e.Person.BirthDate())); err != nil {
+					return 0, fmt.Errorf("person of %s: %w", e.ID, err)
+				}
+			}
+			r, err := episode.ExecContext(ctx, episodeArgs(e, digests[i], version)...)
+			if err != nil {
+				return 0, fmt.Errorf("episode %s: %w", e.ID, err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return 0, err
+			}
+			changed += int(n)
+		}
+		return changed, nil
+	}
+
+	changed := 0
+	for start := 0; start < len(episodes); start += putBatch {
+		batch := episodes[start:min(start+putBatch, len(episodes))]
+
+		persons := make(map[bildrum.PersonID]bool, len(batch))
+		var pargs []any
+		var pvals []string
+		for i := range batch {
+			if p := batch[i].Person; !persons[p] {
+				persons[p] = true
+				pvals = append(pvals, "(?, ?)")
+				pargs = append(pargs, string(p), bildrum.DateOf(p.BirthDate()))
+			}
+		}
+		q := `INSERT INTO persons (person_id, birth_date) VALUES ` + strings.Join(pvals, ", ") + ` ON CONFLICT (person_id) DO NOTHING`
+		if _, err := tx.ExecContext(ctx, d.rebind(q), pargs...); err != nil {
+			return 0, fmt.Errorf("persons: %w", err)
+		}
+		vals := make([]string, len(batch))
+		args := make([]any, 0, len(batch)*len(episodeColumns))
+		for i := range batch {
+			vals[i] = row
+			args = append(args, episodeArgs(&batch[i], digests[start+i], version)...)
+		}
+		r, err := tx.ExecContext(ctx, d.rebind(insert+strings.Join(vals, ", ")+onConflict), args...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		changed += int(n)
+	}
+	return changed, nil
+}
+
 // PutEpisodes stores episodes atomically; see bildrum.RegisterStore.
 func (d *DB) PutEpisodes(ctx context.Context, episodes []bildrum.ScreeningEpisode) (bildrum.PutResult, error) {
 	var res bildrum.PutResult
@@ -102,47 +187,11 @@ func (d *DB) PutEpisodes(ctx context.Context, episodes []bildrum.ScreeningEpisod
 		return res, fmt.Errorf("put episodes: next version: %w", err)
 	}
 
-	var updates []string
-	for _, c := range episodeColumns[1:] {
-		updates = append(updates, c+" = excluded."+c)
+	changed, err := d.upsertEpisodes(ctx, tx, episodes, digests, version)
+	if err != nil {
+		return res, fmt.Errorf("put episodes: %w", err)
 	}
-	for start := 0; start < len(episodes); start += putBatch {
-		batch := episodes[start:min(start+putBatch, len(episodes))]
-
-		persons := make(map[bildrum.PersonID]bool, len(batch))
-		var pargs []any
-		var pvals []string
-		for i := range batch {
-			if p := batch[i].Person; !persons[p] {
-				persons[p] = true
-				pvals = append(pvals, "(?, ?)")
-				pargs = append(pargs, string(p), bildrum.DateOf(p.BirthDate()))
-			}
-		}
-		q := `INSERT INTO persons (person_id, birth_date) VALUES ` + strings.Join(pvals, ", ") + ` ON CONFLICT (person_id) DO NOTHING`
-		if _, err := tx.ExecContext(ctx, d.rebind(q), pargs...); err != nil {
-			return res, fmt.Errorf("put episodes: persons: %w", err)
-		}
-
-		row := "(" + strings.Repeat("?, ", len(episodeColumns)-1) + "?)"
-		vals := make([]string, len(batch))
-		args := make([]any, 0, len(batch)*len(episodeColumns))
-		for i := range batch {
-			vals[i] = row
-			args = append(args, episodeArgs(&batch[i], digests[start+i], version)...)
-		}
-		q = `INSERT INTO episodes (` + strings.Join(episodeColumns, ", ") + `) VALUES ` + strings.Join(vals, ", ") +
-			` ON CONFLICT (id) DO UPDATE SET ` + strings.Join(updates, ", ") + ` WHERE episodes.digest <> excluded.digest`
-		r, err := tx.ExecContext(ctx, d.rebind(q), args...)
-		if err != nil {
-			return res, fmt.Errorf("put episodes: %w", err)
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return res, fmt.Errorf("put episodes: %w", err)
-		}
-		res.Changed += int(n)
-	}
+	res.Changed = changed
 	res.Unchanged = len(episodes) - res.Changed
 	if res.Changed == 0 {
 		// Nothing changed: the version must not move, so roll back.

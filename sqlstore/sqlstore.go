@@ -89,6 +89,8 @@ func Open(ctx context.Context, dsn string, part Part) (*DB, error) {
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "cache_size(-65536)") // 64 MiB: a large import keeps its pages in memory until commit
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate") // writers queue on busy_timeout instead of failing on lock upgrade
 		d.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	}
