@@ -70,7 +70,9 @@ func TestEpisodeFilter(t *testing.T) {
 // fixedOverview is a federation whose answer the test chooses.
 type fixedOverview struct{ ov bildrum.FederationOverview }
 
-func (f fixedOverview) Overview(context.Context) (bildrum.FederationOverview, error) { return f.ov, nil }
+func (f fixedOverview) Overview(context.Context) (bildrum.FederationOverview, error) {
+	return f.ov, nil
+}
 
 func TestHubPageMarksPartialAnswers(t *testing.T) {
 	db, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), sqlstore.PartHub)
