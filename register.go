@@ -2,6 +2,7 @@ package bildrum
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -132,10 +133,15 @@ type EpisodeFilter struct {
 // stored ID with different content is replaced (a correction), an identical
 // one is left alone, so re-importing changes nothing. The data version
 // increases once per call that changed anything.
+// PutEpisodeStream does the same for a sequence too large to hold in memory:
+// it reads the sequence inside one transaction and commits only if the
+// sequence ends without error; an error from the sequence, or ctx ending,
+// rolls everything back and is returned.
 // ListEpisodes returns rows ordered by date and ID, and the number matching
 // the filter without limit and offset. Implementations are safe for concurrent use.
 type RegisterStore interface {
 	PutEpisodes(ctx context.Context, episodes []ScreeningEpisode) (PutResult, error)
+	PutEpisodeStream(ctx context.Context, episodes iter.Seq2[ScreeningEpisode, error]) (PutResult, error)
 	RegisterSummary(ctx context.Context) (RegisterSummary, error)
 	ListEpisodes(ctx context.Context, f EpisodeFilter) ([]ScreeningEpisode, int, error)
 }

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"strings"
+	"time"
 
 	"github.com/bildrum/bildrum"
 )
@@ -160,21 +162,22 @@ func (d *DB) upsertEpisodes(ctx context.Context, tx *sql.Tx, episodes []bildrum.
 
 // PutEpisodes stores episodes atomically; see bildrum.RegisterStore.
 func (d *DB) PutEpisodes(ctx context.Context, episodes []bildrum.ScreeningEpisode) (bildrum.PutResult, error) {
+	return d.PutEpisodeStream(ctx, func(yield func(bildrum.ScreeningEpisode, error) bool) {
+		for _, e := range episodes {
+			if !yield(e, nil) {
+				return
+			}
+		}
+	})
+}
+
+// streamChunk is how many episodes PutEpisodeStream holds in memory at once.
+const streamChunk = 2000
+
+// PutEpisodeStream stores a sequence of episodes in one transaction; see
+// bildrum.RegisterStore.
+func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.ScreeningEpisode, error]) (bildrum.PutResult, error) {
 	var res bildrum.PutResult
-	if len(episodes) == 0 {
-		return res, nil
-	}
-	digests := make([]string, len(episodes))
-	for i := range episodes {
-		if err := checkEpisode(&episodes[i]); err != nil {
-			return res, err
-		}
-		dg, err := digestOf(&episodes[i])
-		if err != nil {
-			return res, fmt.Errorf("put episodes: %w", err)
-		}
-		digests[i] = dg
-	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("put episodes: %w", err)
@@ -186,19 +189,50 @@ func (d *DB) PutEpisodes(ctx context.Context, episodes []bildrum.ScreeningEpisod
 	if err := tx.QueryRowContext(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version); err != nil {
 		return res, fmt.Errorf("put episodes: next version: %w", err)
 	}
-
-	changed, err := d.upsertEpisodes(ctx, tx, episodes, digests, version)
-	if err != nil {
-		return res, fmt.Errorf("put episodes: %w", err)
+	chunk := make([]bildrum.ScreeningEpisode, 0, streamChunk)
+	digests := make([]string, 0, streamChunk)
+	total := 0
+	flush := func() error {
+		changed, err := d.upsertEpisodes(ctx, tx, chunk, digests, version)
+		if err != nil {
+			return fmt.Errorf("put episodes: %w", err)
+		}
+		res.Changed += changed
+		chunk, digests = chunk[:0], digests[:0]
+		return nil
 	}
-	res.Changed = changed
-	res.Unchanged = len(episodes) - res.Changed
+	for e, err := range episodes {
+		if err != nil {
+			return bildrum.PutResult{}, err
+		}
+		if err := checkEpisode(&e); err != nil {
+			return bildrum.PutResult{}, err
+		}
+		dg, err := digestOf(&e)
+		if err != nil {
+			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
+		}
+		chunk, digests = append(chunk, e), append(digests, dg)
+		total++
+		if len(chunk) == streamChunk {
+			if err := flush(); err != nil {
+				return bildrum.PutResult{}, err
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
+	}
+	if err := flush(); err != nil {
+		return bildrum.PutResult{}, err
+	}
+	res.Unchanged = total - res.Changed
 	if res.Changed == 0 {
 		// Nothing changed: the version must not move, so roll back.
 		return res, nil
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE register_version SET updated_at = ? WHERE id = 1`), d.Now().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")); err != nil {
-		return res, fmt.Errorf("put episodes: %w", err)
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE register_version SET updated_at = ? WHERE id = 1`), d.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return bildrum.PutResult{}, fmt.Errorf("put episodes: commit: %w", err)

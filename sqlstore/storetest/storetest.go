@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -163,6 +164,61 @@ func RegisterStore(t *testing.T, open func(t *testing.T) bildrum.RegisterStore) 
 		sum, _ := s.RegisterSummary(ctx)
 		if sum.Women != len(testWomen) || sum.Exams != 1000 {
 			t.Errorf("summary = %+v, want %d women, 1000 exams", sum, len(testWomen))
+		}
+	})
+
+	t.Run("StreamIsAtomic", func(t *testing.T) {
+		s := open(t)
+		broken := errors.New("line 4501: bad check digit")
+		tests := []struct {
+			name    string
+			failAt  int // yield an error before this many episodes; -1 never
+			wantErr error
+			want    int
+		}{
+			{"error after several chunks", 4500, broken, 0},
+			{"error at once", 0, broken, 0},
+			{"whole stream", -1, nil, 4600},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				seq := func(yield func(bildrum.ScreeningEpisode, error) bool) {
+					for i := 0; i < 4600; i++ {
+						if i == tt.failAt {
+							yield(bildrum.ScreeningEpisode{}, broken)
+							return
+						}
+						if !yield(episode(fmt.Sprintf("12-s%05d", i), testWomen[i%len(testWomen)], "2018-03-01"), nil) {
+							return
+						}
+					}
+				}
+				res, err := s.PutEpisodeStream(ctx, seq)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("PutEpisodeStream error = %v, want %v", err, tt.wantErr)
+				}
+				_, total, _ := s.ListEpisodes(ctx, bildrum.EpisodeFilter{})
+				if total != tt.want || (err == nil && res.Changed != tt.want) {
+					t.Errorf("after PutEpisodeStream (%v): %d rows stored, result %+v; want %d", err, total, res, tt.want)
+				}
+			})
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancelled := func(yield func(bildrum.ScreeningEpisode, error) bool) {
+			for i := 0; i < 3000; i++ {
+				if i == 2500 {
+					cancel()
+				}
+				if !yield(episode(fmt.Sprintf("12-c%05d", i), testWomen[0], "2019-03-01"), nil) {
+					return
+				}
+			}
+		}
+		if _, err := s.PutEpisodeStream(cctx, cancelled); err == nil {
+			t.Errorf("PutEpisodeStream with a context cancelled midway succeeded")
+		}
+		if _, total, _ := s.ListEpisodes(ctx, bildrum.EpisodeFilter{}); total != 4600 {
+			t.Errorf("after a cancelled stream %d rows, want the 4600 from before", total)
 		}
 	})
 
