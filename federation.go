@@ -22,6 +22,7 @@ type NodeStatus struct {
 	DataVersion int64     `json:"data_version"`
 	CheckedAt   time.Time `json:"checked_at"` // when the hub got this answer
 	LatencyMS   int64     `json:"latency_ms"`
+	CertExpires time.Time `json:"cert_expires"` // the node's federation certificate
 }
 
 // NodeDirectory is the hub's record of the federation's nodes.

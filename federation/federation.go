@@ -4,13 +4,16 @@
 // by region, who answered and why not, so that no total is ever presented as
 // complete when a region is missing.
 //
-// Version 1 runs over HTTP with JSON bodies under /federation/v1/ and a
-// bearer credential of role hub; mutual TLS comes with the federation issue.
-// docs/federation.md describes the messages.
+// Version 1 runs over HTTPS with JSON bodies under /federation/v1/, TLS 1.3
+// with certificates from the federation's own CA both ways (ca.go, tls.go);
+// a part's identity is the URI its certificate names. docs/federation.md
+// describes the messages.
 package federation
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,15 +23,22 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bildrum/bildrum"
-	"github.com/bildrum/bildrum/auth"
 	"github.com/bildrum/bildrum/problem"
 )
 
 // PathStatus is the node's status endpoint, relative to its base URL.
 const PathStatus = "/federation/v1/status"
+
+// Protocol headers: every call carries a request ID, which the node logs and
+// echoes, and the caller's deadline, which bounds the node's work.
+const (
+	HeaderRequestID = "X-Request-Id"
+	HeaderDeadline  = "Bildrum-Deadline" // RFC 3339 with fractional seconds
+)
 
 // maxResponse caps what the hub reads from one node's answer.
 const maxResponse = 1 << 20
@@ -38,46 +48,90 @@ type registerSummary interface {
 	RegisterSummary(ctx context.Context) (bildrum.RegisterSummary, error)
 }
 
-// NodeServer serves a node's side of the protocol.
+// NodeServer serves a node's side of the protocol. Its routes must be
+// served over TLS with Credentials.ServerConfig: callers are identified by
+// their client certificates, and only a hub may call.
 type NodeServer struct {
 	Region   string
 	Register registerSummary
-	Auth     *auth.Authenticator
 	Log      *slog.Logger
 }
 
 // Routes adds the node's federation routes to mux.
 func (s *NodeServer) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+PathStatus, s.Auth.Require(s.status, bildrum.RoleHub))
+	mux.HandleFunc("GET "+PathStatus, s.handle(s.status))
+}
+
+// handle wraps a federation handler with the peer check, the request ID and
+// the caller's deadline.
+func (s *NodeServer) handle(h http.HandlerFunc) http.HandlerFunc {
+	return Handle(s.Log, h, "hub")
+}
+
+// Handle wraps a federation endpoint: only parts of the given kinds may call
+// over mutual TLS; the request ID is logged and echoed; the caller's
+// deadline bounds the handler's context.
+func Handle(log *slog.Logger, h http.HandlerFunc, kinds ...string) http.HandlerFunc {
+	return RequirePeer(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderRequestID)
+		if len(id) > 64 {
+			id = id[:64]
+		}
+		if id != "" {
+			w.Header().Set(HeaderRequestID, id)
+		}
+		ctx := r.Context()
+		if d, err := time.Parse(time.RFC3339Nano, r.Header.Get(HeaderDeadline)); err == nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, d)
+			defer cancel()
+		}
+		if log != nil {
+			peer, _ := PeerIdentity(r)
+			log.Info("federation call", "path", r.URL.Path, "peer", peer.String(), "request_id", id)
+		}
+		h(w, r.WithContext(ctx))
+	}, kinds...)
 }
 
 func (s *NodeServer) status(w http.ResponseWriter, r *http.Request) {
 	sum, err := s.Register.RegisterSummary(r.Context())
 	if err != nil {
-		problem.Error(w, r, s.Log, err)
+		writeProblem(w, r, err)
 		return
 	}
-	writeJSON(w, bildrum.NodeStatus{
+	WriteJSON(w, bildrum.NodeStatus{
 		Region: s.Region, Version: bildrum.Version,
 		Women: sum.Women, Exams: sum.Exams, DataVersion: sum.DataVersion,
 	})
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// WriteJSON answers a federation call with v as JSON.
+func WriteJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(v)
 }
 
-// Client is the hub's side of the protocol.
+func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Error(w, r, nil, err)
+}
+
+// Client is the hub's side of the protocol: it calls nodes over mutual TLS,
+// checking that each answers with its own region's certificate.
 type Client struct {
-	HTTP  *http.Client // transport to the nodes
-	Token string       // the hub's bearer credential at the nodes
+	Credentials *Credentials
 
 	// NodeTimeout bounds each node's answer in a fan-out (default 2s).
 	NodeTimeout time.Duration
+	// Retries is how often an idempotent call is retried after a
+	// connection failure, with exponential backoff from 50 ms (default 2).
+	Retries int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	mu      sync.Mutex
+	clients map[Identity]*http.Client // guarded by mu
 }
 
 func (c *Client) now() time.Time {
@@ -87,39 +141,94 @@ func (c *Client) now() time.Time {
 	return time.Now()
 }
 
+// httpClient returns the mutual-TLS client for the part named id.
+func (c *Client) httpClient(id Identity) *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.clients == nil {
+		c.clients = map[Identity]*http.Client{}
+	}
+	hc, ok := c.clients[id]
+	if !ok {
+		hc = &http.Client{Transport: c.Credentials.Transport(id)}
+		c.clients[id] = hc
+	}
+	return hc
+}
+
+// Call describes one federation call as made.
+type Call struct {
+	RequestID   string
+	Latency     time.Duration
+	CertExpires time.Time // the answering part's certificate
+}
+
 // Status asks one node for its status.
 func (c *Client) Status(ctx context.Context, n bildrum.Node) (bildrum.NodeStatus, error) {
 	var s bildrum.NodeStatus
-	start := c.now()
-	if err := c.get(ctx, n.Federation+strings.TrimPrefix(PathStatus, "/federation/v1"), &s); err != nil {
+	call, err := c.Get(ctx, NodeIdentity(n.Region), n.Federation+strings.TrimPrefix(PathStatus, "/federation/v1"), &s)
+	if err != nil {
 		return s, err
 	}
 	if s.Region != n.Region {
 		return s, fmt.Errorf("node at %s says it serves region %q, not %s", n.Federation, s.Region, n.Region)
 	}
 	s.CheckedAt = c.now().UTC()
-	s.LatencyMS = s.CheckedAt.Sub(start).Milliseconds()
+	s.LatencyMS = call.Latency.Milliseconds()
+	s.CertExpires = call.CertExpires.UTC()
 	return s, nil
 }
 
-// get fetches url and decodes its JSON answer into v; a problem details
-// answer becomes a *RemoteError.
-func (c *Client) get(ctx context.Context, url string, v any) error {
+// Get makes an idempotent call to the part named id and decodes its JSON
+// answer into v. Connection failures are retried with backoff within ctx's
+// deadline; a problem details answer becomes a *RemoteError.
+func (c *Client) Get(ctx context.Context, id Identity, url string, v any) (Call, error) {
+	call := Call{RequestID: newRequestID()}
+	retries := c.Retries
+	if retries == 0 {
+		retries = 2
+	}
+	backoff := 50 * time.Millisecond
+	start := c.now()
+	for attempt := 0; ; attempt++ {
+		err := c.get(ctx, id, url, call.RequestID, v, &call)
+		if err == nil {
+			call.Latency = c.now().Sub(start)
+			return call, nil
+		}
+		var remote *RemoteError
+		if attempt >= retries || errors.As(err, &remote) || ctx.Err() != nil || !isUnreachable(err) {
+			return call, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return call, err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func (c *Client) get(ctx context.Context, id Identity, url, requestID string, v any, call *Call) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Accept", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	req.Header.Set(HeaderRequestID, requestID)
+	if d, ok := ctx.Deadline(); ok {
+		req.Header.Set(HeaderDeadline, d.UTC().Format(time.RFC3339Nano))
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient(id).Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		call.CertExpires = resp.TLS.PeerCertificates[0].NotAfter
+	}
 	body := io.LimitReader(resp.Body, maxResponse)
 	if resp.StatusCode != http.StatusOK {
 		var p problem.Details
@@ -130,6 +239,12 @@ func (c *Client) get(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("decode answer of %s: %w", url, err)
 	}
 	return nil
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // RemoteError is a node's refusal: an HTTP error status with its detail.
@@ -188,9 +303,11 @@ func answerOf(region string, err error) bildrum.RegionAnswer {
 	return a
 }
 
+// isUnreachable reports a failure to reach the part at all: a refused or
+// reset connection, or a TLS handshake the part's certificate failed.
 func isUnreachable(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // Hub gathers the federation's state for the hub's pages and APIs.

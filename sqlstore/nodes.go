@@ -29,9 +29,9 @@ func (d *DB) PutNode(ctx context.Context, n bildrum.Node) error {
 // RecordStatus stores a known node's newest status.
 func (d *DB) RecordStatus(ctx context.Context, s bildrum.NodeStatus) error {
 	res, err := d.db.ExecContext(ctx, d.rebind(`
-		UPDATE nodes SET version = ?, women = ?, exams = ?, data_version = ?, checked_at = ?, latency_ms = ?
+		UPDATE nodes SET version = ?, women = ?, exams = ?, data_version = ?, checked_at = ?, latency_ms = ?, cert_expires = ?
 		WHERE region = ?`),
-		s.Version, s.Women, s.Exams, s.DataVersion, d.timeValue(s.CheckedAt), s.LatencyMS, s.Region)
+		s.Version, s.Women, s.Exams, s.DataVersion, d.timeValue(s.CheckedAt), s.LatencyMS, d.timeValue(s.CertExpires), s.Region)
 	if err != nil {
 		return fmt.Errorf("record status of node %s: %w", s.Region, err)
 	}
@@ -46,7 +46,7 @@ func (d *DB) RecordStatus(ctx context.Context, s bildrum.NodeStatus) error {
 // Nodes returns every node with its last status, ordered by region code.
 func (d *DB) Nodes(ctx context.Context) ([]bildrum.Node, error) {
 	rows, err := d.db.QueryContext(ctx, `
-		SELECT region, federation, web, version, women, exams, data_version, checked_at, latency_ms
+		SELECT region, federation, web, version, women, exams, data_version, checked_at, latency_ms, cert_expires
 		FROM nodes ORDER BY region`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -55,12 +55,12 @@ func (d *DB) Nodes(ctx context.Context) ([]bildrum.Node, error) {
 	var out []bildrum.Node
 	for rows.Next() {
 		var n bildrum.Node
-		var checked nullTime
+		var checked, expires nullTime
 		s := &n.LastStatus
-		if err := rows.Scan(&n.Region, &n.Federation, &n.Web, &s.Version, &s.Women, &s.Exams, &s.DataVersion, &checked, &s.LatencyMS); err != nil {
+		if err := rows.Scan(&n.Region, &n.Federation, &n.Web, &s.Version, &s.Women, &s.Exams, &s.DataVersion, &checked, &s.LatencyMS, &expires); err != nil {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
-		s.Region, s.CheckedAt = n.Region, checked.t
+		s.Region, s.CheckedAt, s.CertExpires = n.Region, checked.t, expires.t
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {

@@ -34,7 +34,9 @@ type Link struct {
 var funcs = template.FuncMap{
 	"thousands": thousands,
 	"since":     since,
-	"pct":       func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + " %" },
+	// expiresSoon flags a certificate with less than 30 days left.
+	"expiresSoon": func(t time.Time) bool { return !t.IsZero() && time.Until(t) < 30*24*time.Hour },
+	"pct":         func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + " %" },
 }
 
 // parse builds a page template on the shared layout.

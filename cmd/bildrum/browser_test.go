@@ -92,7 +92,7 @@ func TestBrowserFederationPage(t *testing.T) {
 	}
 
 	// Västra Götaland's node goes away: the page must say the answer is partial.
-	d.servers[3].Close()
+	d.nodes[2].Close()
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.Hub.Web+"/"), chromedp.WaitVisible(chromedp.CSS("#partial"))); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ const usage = `bildrum — national federated data space for diagnostic imaging
 
 Usage:
   bildrum demo  [-data DIR] [-addr HOST:PORT]   hub + nodes 01, 12, 14 with synthetic data and a web page
+  bildrum demo  -write-config DIR               write the demo federation's CA, certificates and configs
+  bildrum hub   -config FILE                    run the national hub
+  bildrum node  -config FILE                    run a region's node
+  bildrum ca    init|request|sign|issue|list|revoke   the federation's certificate authority
   bildrum synth [-out DIR | -db DSN] [flags]     write a synthetic screening population
   bildrum version                                print the version
 
@@ -53,6 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "synth":
 		err = runSynth(ctx, args[1:], stdout, stderr)
+	case "hub":
+		err = runHub(ctx, args[1:], stdout, stderr)
+	case "node":
+		err = runNode(ctx, args[1:], stdout, stderr)
+	case "ca":
+		err = runCA(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bildrum", bildrum.Version)
 	case "help", "-h", "-help", "--help":

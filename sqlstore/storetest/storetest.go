@@ -353,7 +353,7 @@ func NodeDirectory(t *testing.T, open func(t *testing.T) bildrum.NodeDirectory) 
 		t.Errorf("PutNode(region 99) error = %v, want EINVALID", err)
 	}
 	checked := time.Date(2026, 11, 23, 8, 30, 0, 123456000, time.UTC)
-	status := bildrum.NodeStatus{Region: "14", Version: "0.1.0", Women: 300, Exams: 1500, DataVersion: 4, CheckedAt: checked, LatencyMS: 12}
+	status := bildrum.NodeStatus{Region: "14", Version: "0.1.0", Women: 300, Exams: 1500, DataVersion: 4, CheckedAt: checked, LatencyMS: 12, CertExpires: checked.AddDate(1, 0, 0)}
 	if err := s.RecordStatus(ctx, status); err != nil {
 		t.Fatal(err)
 	}

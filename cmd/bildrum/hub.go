@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/auth"
+	"github.com/bildrum/bildrum/docs"
+	"github.com/bildrum/bildrum/federation"
+	"github.com/bildrum/bildrum/sqlstore"
+	"github.com/bildrum/bildrum/web"
+)
+
+// HubConfig configures `bildrum hub`: the national hub. docs/deploy.md
+// describes each field with an example.
+type HubConfig struct {
+	// Name is the hub's name in the federation's certificates, a country
+	// code such as "SE".
+	Name string `json:"name"`
+	// Database is the hub's own database: a SQLite file path or a
+	// postgres:// URL.
+	Database string `json:"database"`
+	// WebAddr is where people and programs reach the hub's pages and APIs
+	// (HTTP), e.g. "127.0.0.1:8080".
+	WebAddr string `json:"web_addr"`
+	// TLS names the hub's federation certificate, key, the federation CA
+	// and its revocation list (bildrum ca).
+	TLS federation.TLSFiles `json:"tls"`
+	// Nodes are the regional nodes of the federation.
+	Nodes []NodeEntry `json:"nodes"`
+	// NodeTimeout bounds each node's answer in a fan-out, as a Go duration
+	// ("2s"). Default 2s.
+	NodeTimeout string `json:"node_timeout,omitempty"`
+	// Credentials is a file of the bearer credentials (token hashes) the hub
+	// accepts, loaded at every start. Optional.
+	Credentials string `json:"credentials,omitempty"`
+	// Links are shown on the first page as what exists so far. Optional.
+	Links []web.Link `json:"links,omitempty"`
+}
+
+// NodeEntry is a node as the hub's configuration names it.
+type NodeEntry struct {
+	Region     string `json:"region"`
+	Federation string `json:"federation"` // https://HOST:PORT/federation/v1
+	Web        string `json:"web"`        // the node's pages, for links
+}
+
+func (c HubConfig) check() (time.Duration, error) {
+	if c.Name == "" {
+		return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: set name, e.g. \"SE\"")
+	}
+	if c.WebAddr == "" {
+		return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: set web_addr, e.g. \"127.0.0.1:8080\"")
+	}
+	timeout := 2 * time.Second
+	if c.NodeTimeout != "" {
+		d, err := time.ParseDuration(c.NodeTimeout)
+		if err != nil || d <= 0 {
+			return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: node_timeout %q: want a duration such as \"2s\"", c.NodeTimeout)
+		}
+		timeout = d
+	}
+	seen := map[string]bool{}
+	for _, n := range c.Nodes {
+		if _, err := bildrum.RegionByCode(n.Region); err != nil {
+			return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: nodes: %s", bildrum.ErrorMessage(err))
+		}
+		if seen[n.Region] {
+			return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: region %s is listed twice", n.Region)
+		}
+		seen[n.Region] = true
+	}
+	return timeout, nil
+}
+
+// Hub is a running national hub.
+type Hub struct {
+	cfg     HubConfig
+	log     *slog.Logger
+	db      *sqlstore.DB
+	servers []server
+}
+
+// OpenHub opens a hub from its configuration; webL may be a listener opened
+// already, nil to listen on the configured address.
+func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.Listener) (_ *Hub, err error) {
+	timeout, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, log: log.With("part", "hub")}
+	defer func() {
+		if err != nil {
+			h.Close()
+			if webL != nil {
+				webL.Close()
+			}
+		}
+	}()
+	creds, err := federation.LoadCredentials(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if creds.Identity != federation.HubIdentity(cfg.Name) {
+		return nil, bildrum.Errorf(bildrum.EINVALID, "hub %s has the certificate of %s: issue one for this hub with 'bildrum ca'", cfg.Name, creds.Identity)
+	}
+	if h.db, err = openDatabase(ctx, cfg.Database, sqlstore.PartHub); err != nil {
+		return nil, err
+	}
+	for _, n := range cfg.Nodes {
+		if err := h.db.PutNode(ctx, bildrum.Node{Region: n.Region, Federation: n.Federation, Web: n.Web}); err != nil {
+			return nil, err
+		}
+	}
+	if err := loadCredentials(ctx, cfg.Credentials, h.db); err != nil {
+		return nil, err
+	}
+	if webL == nil {
+		if webL, err = listen(cfg.WebAddr, "hub web"); err != nil {
+			return nil, err
+		}
+	}
+	fed := &federation.Hub{Directory: h.db, Client: &federation.Client{Credentials: creds, NodeTimeout: timeout}, Log: h.log}
+	mux := http.NewServeMux()
+	(&web.Hub{Federation: fed, Auth: &auth.Authenticator{Store: h.db, Log: h.log}, Log: h.log, OpenAPI: docs.OpenAPI, Links: cfg.Links}).Routes(mux)
+	h.servers = []server{newHTTPServer(mux, webL, nil, h.log)}
+	return h, nil
+}
+
+// WebURL is where the hub's pages are.
+func (h *Hub) WebURL() string { return "http://" + h.servers[0].l.Addr().String() }
+
+// Serve answers requests until ctx ends.
+func (h *Hub) Serve(ctx context.Context) error { return serveAll(ctx, h.log, h.servers) }
+
+// Close stops the servers and closes the database.
+func (h *Hub) Close() error {
+	shutdownAll(h.servers)
+	if h.db != nil {
+		return h.db.Close()
+	}
+	return nil
+}
+
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	path := fs.String("config", "", "hub configuration file (JSON, see docs/deploy.md)")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError{"hub: give the configuration with -config FILE (see docs/deploy.md; 'bildrum demo -write-config DIR' writes examples)"}
+	}
+	var cfg HubConfig
+	if err := readConfig(*path, &cfg); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	h, err := OpenHub(ctx, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	fmt.Fprintf(stdout, "bildrum hub %s: web %s, %d nodes\n", cfg.Name, h.WebURL(), len(cfg.Nodes))
+	return h.Serve(ctx)
+}
