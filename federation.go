@@ -63,12 +63,38 @@ type NodeReport struct {
 	Node NodeStatus `json:"node"` // current when Status is ok, else last known
 }
 
+// PeerStatus is what a peer hub (another country's data space) reports of
+// its own federation: how many of its nodes answered and their totals.
+type PeerStatus struct {
+	Hub         string    `json:"hub"`
+	Version     string    `json:"version"`
+	Asked       int       `json:"asked"`
+	Answered    int       `json:"answered"`
+	Complete    bool      `json:"complete"`
+	Women       int       `json:"women"`
+	Exams       int       `json:"exams"`
+	CheckedAt   time.Time `json:"checked_at"`
+	LatencyMS   int64     `json:"latency_ms"`
+	CertExpires time.Time `json:"cert_expires"`
+}
+
+// PeerReport is one peer hub's line of the federation overview. Status and
+// Reason say how the peer answered, as for a region.
+type PeerReport struct {
+	Name   string     `json:"name"`
+	Status string     `json:"status"`
+	Reason string     `json:"reason,omitempty"`
+	Peer   PeerStatus `json:"peer"`
+}
+
 // FederationOverview is the state of every node as the hub sees it now.
 // Women and Exams sum only the regions that answered; Complete is false when
-// any region did not.
+// any region did not. Peers are other countries' data spaces, reported
+// beside the nodes and never added to the national totals.
 type FederationOverview struct {
 	AskedAt  time.Time    `json:"asked_at"`
 	Nodes    []NodeReport `json:"nodes"`
+	Peers    []PeerReport `json:"peers,omitempty"`
 	Answered int          `json:"answered"`
 	Asked    int          `json:"asked"`
 	Complete bool         `json:"complete"`

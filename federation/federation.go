@@ -132,6 +132,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	clients map[Identity]*http.Client // guarded by mu
+	peers   map[string]*http.Client   // by peer name, guarded by mu
 }
 
 func (c *Client) now() time.Time {
@@ -183,6 +184,11 @@ func (c *Client) Status(ctx context.Context, n bildrum.Node) (bildrum.NodeStatus
 // answer into v. Connection failures are retried with backoff within ctx's
 // deadline; a problem details answer becomes a *RemoteError.
 func (c *Client) Get(ctx context.Context, id Identity, url string, v any) (Call, error) {
+	return c.get2(ctx, c.httpClient(id), url, v)
+}
+
+// get2 is Get on a given mutual-TLS client.
+func (c *Client) get2(ctx context.Context, hc *http.Client, url string, v any) (Call, error) {
 	call := Call{RequestID: newRequestID()}
 	retries := c.Retries
 	if retries == 0 {
@@ -191,7 +197,7 @@ func (c *Client) Get(ctx context.Context, id Identity, url string, v any) (Call,
 	backoff := 50 * time.Millisecond
 	start := c.now()
 	for attempt := 0; ; attempt++ {
-		err := c.get(ctx, id, url, call.RequestID, v, &call)
+		err := c.get(ctx, hc, url, call.RequestID, v, &call)
 		if err == nil {
 			call.Latency = c.now().Sub(start)
 			return call, nil
@@ -211,7 +217,7 @@ func (c *Client) Get(ctx context.Context, id Identity, url string, v any) (Call,
 	}
 }
 
-func (c *Client) get(ctx context.Context, id Identity, url, requestID string, v any, call *Call) error {
+func (c *Client) get(ctx context.Context, hc *http.Client, url, requestID string, v any, call *Call) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -221,7 +227,7 @@ func (c *Client) get(ctx context.Context, id Identity, url, requestID string, v 
 	if d, ok := ctx.Deadline(); ok {
 		req.Header.Set(HeaderDeadline, d.UTC().Format(time.RFC3339Nano))
 	}
-	resp, err := c.httpClient(id).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -314,22 +320,62 @@ func isUnreachable(err error) bool {
 type Hub struct {
 	Directory bildrum.NodeDirectory
 	Client    *Client
-	Log       *slog.Logger
+	// Peers are other countries' hubs, asked beside the nodes.
+	Peers []Peer
+	Log   *slog.Logger
 }
 
-// Overview asks every node for its status at once and reports each region:
-// its current status when it answered, its last known one otherwise.
+// Overview asks every node and every peer hub at once and reports each:
+// a region's current status when it answered, its last known one otherwise.
 func (h *Hub) Overview(ctx context.Context) (bildrum.FederationOverview, error) {
+	var peers []bildrum.PeerReport
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		peers = h.peerReports(ctx)
+	}()
+	ov, err := h.Nodes(ctx)
+	<-done
+	ov.Peers = peers
+	return ov, err
+}
+
+// peerReports asks every peer hub for its status.
+func (h *Hub) peerReports(ctx context.Context) []bildrum.PeerReport {
+	var out []bildrum.PeerReport
+	targets := make([]bildrum.Node, len(h.Peers))
+	for i, p := range h.Peers {
+		targets[i] = bildrum.Node{Region: p.Trust.Name, Federation: p.Federation}
+	}
+	results := FanOut(ctx, targets, h.timeout(), func(ctx context.Context, n bildrum.Node) (bildrum.PeerStatus, error) {
+		for _, p := range h.Peers {
+			if p.Trust.Name == n.Region {
+				return h.Client.PeerStatus(ctx, p)
+			}
+		}
+		return bildrum.PeerStatus{}, fmt.Errorf("unknown peer %s", n.Region)
+	})
+	for _, r := range results {
+		out = append(out, bildrum.PeerReport{Name: r.Region, Status: r.Status, Reason: r.Reason, Peer: r.Value})
+	}
+	return out
+}
+
+func (h *Hub) timeout() time.Duration {
+	if h.Client.NodeTimeout > 0 {
+		return h.Client.NodeTimeout
+	}
+	return 2 * time.Second
+}
+
+// Nodes asks every node of this hub's own federation, without peers.
+func (h *Hub) Nodes(ctx context.Context) (bildrum.FederationOverview, error) {
 	nodes, err := h.Directory.Nodes(ctx)
 	if err != nil {
 		return bildrum.FederationOverview{}, fmt.Errorf("overview: %w", err)
 	}
-	timeout := h.Client.NodeTimeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
 	ov := bildrum.FederationOverview{AskedAt: h.Client.now().UTC(), Asked: len(nodes)}
-	results := FanOut(ctx, nodes, timeout, h.Client.Status)
+	results := FanOut(ctx, nodes, h.timeout(), h.Client.Status)
 	for i, res := range results {
 		n := nodes[i]
 		region, _ := bildrum.RegionByCode(n.Region)

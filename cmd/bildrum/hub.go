@@ -35,6 +35,12 @@ type HubConfig struct {
 	TLS federation.TLSFiles `json:"tls"`
 	// Nodes are the regional nodes of the federation.
 	Nodes []NodeEntry `json:"nodes"`
+	// PeerAddr is where other countries' hubs call this hub over mutual
+	// TLS, e.g. "0.0.0.0:8444". Needed only when Peers is set.
+	PeerAddr string `json:"peer_addr,omitempty"`
+	// Peers are other countries' data spaces: each is asked like a node for
+	// the calls that make sense across borders, and may ask this hub the same.
+	Peers []PeerEntry `json:"peers,omitempty"`
 	// NodeTimeout bounds each node's answer in a fan-out, as a Go duration
 	// ("2s"). Default 2s.
 	NodeTimeout string `json:"node_timeout,omitempty"`
@@ -50,6 +56,14 @@ type NodeEntry struct {
 	Region     string `json:"region"`
 	Federation string `json:"federation"` // https://HOST:PORT/federation/v1
 	Web        string `json:"web"`        // the node's pages, for links
+}
+
+// PeerEntry is another country's hub as the configuration names it, with
+// the one CA trusted for it.
+type PeerEntry struct {
+	Name       string `json:"name"`       // the peer hub's name, e.g. "NO"
+	Federation string `json:"federation"` // https://HOST:PORT/federation/v1
+	CA         string `json:"ca"`         // the peer federation's CA certificate (PEM)
 }
 
 func (c HubConfig) check() (time.Duration, error) {
@@ -76,6 +90,9 @@ func (c HubConfig) check() (time.Duration, error) {
 			return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: region %s is listed twice", n.Region)
 		}
 		seen[n.Region] = true
+	}
+	if len(c.Peers) > 0 && c.PeerAddr == "" {
+		return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: peers need peer_addr, the address where they call this hub, e.g. \"0.0.0.0:8444\"")
 	}
 	return timeout, nil
 }
@@ -128,9 +145,27 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 		}
 	}
 	fed := &federation.Hub{Directory: h.db, Client: &federation.Client{Credentials: creds, NodeTimeout: timeout}, Log: h.log}
+	var trusts []federation.PeerTrust
+	for _, p := range cfg.Peers {
+		tr, err := federation.LoadPeerTrust(p.Name, p.CA)
+		if err != nil {
+			return nil, err
+		}
+		trusts = append(trusts, tr)
+		fed.Peers = append(fed.Peers, federation.Peer{Trust: tr, Federation: p.Federation})
+	}
 	mux := http.NewServeMux()
 	(&web.Hub{Federation: fed, Auth: &auth.Authenticator{Store: h.db, Log: h.log}, Log: h.log, OpenAPI: docs.OpenAPI, Links: cfg.Links}).Routes(mux)
 	h.servers = []server{newHTTPServer(mux, webL, nil, h.log)}
+	if len(trusts) > 0 {
+		peerL, err := listen(cfg.PeerAddr, "hub peer endpoint")
+		if err != nil {
+			return nil, err
+		}
+		peerMux := http.NewServeMux()
+		(&federation.HubServer{Name: cfg.Name, Nodes: fed.Nodes, Log: h.log}).Routes(peerMux)
+		h.servers = append(h.servers, newHTTPServer(peerMux, peerL, creds.PeerServerConfig(trusts), h.log))
+	}
 	return h, nil
 }
 
