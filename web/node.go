@@ -8,6 +8,7 @@ import (
 
 	"github.com/bildrum/bildrum"
 	"github.com/bildrum/bildrum/auth"
+	"github.com/bildrum/bildrum/consent"
 	"github.com/bildrum/bildrum/problem"
 )
 
@@ -19,6 +20,8 @@ type Node struct {
 	Log      *slog.Logger
 	HubURL   string // the hub's web address, for the way back
 	OpenAPI  []byte
+	// Consent decides from the node's replica of the consent register.
+	Consent *consent.Checker
 
 	page *template.Template
 }
@@ -30,6 +33,10 @@ func (n *Node) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status", n.Auth.Require(n.statusAPI))
 	mux.HandleFunc("GET /api/v1/exams", n.Auth.Require(n.examsAPI, bildrum.RoleStaff))
 	mux.HandleFunc("GET /api/v1/me", n.Auth.Require(me))
+	if n.Consent != nil {
+		mux.HandleFunc("GET /api/v1/consent/{person}", n.Auth.Require(n.consentAPI, bildrum.RoleStaff, bildrum.RoleRadiologist))
+		mux.HandleFunc("GET /api/v1/consent", n.Auth.Require(n.replicaAPI))
+	}
 	mux.HandleFunc("GET /openapi.yaml", serveBytes(n.OpenAPI, "application/yaml"))
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("GET /healthz", health)
@@ -130,4 +137,48 @@ func episodeFilter(r *http.Request) (bildrum.EpisodeFilter, error) {
 		return f, bildrum.Errorf(bildrum.EINVALID, "limit=%d: want 1 to 1000 rows per page", f.Limit)
 	}
 	return f, nil
+}
+
+// consentAPI answers whether a woman's data at this node may be used for a
+// purpose (?purpose=, default care), as the node's replica says, to the
+// region's own staff and radiologists.
+func (n *Node) consentAPI(w http.ResponseWriter, r *http.Request) {
+	p, _ := bildrum.PrincipalFrom(r.Context())
+	if p.Region != n.Region.Code {
+		problem.Error(w, r, n.Log, bildrum.Errorf(bildrum.EFORBIDDEN, "consent decisions of region %s are for that region's staff", n.Region.Code))
+		return
+	}
+	person, err := bildrum.ParsePersonID(r.PathValue("person"))
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	purpose := bildrum.PurposeCare
+	if q := r.URL.Query().Get("purpose"); q != "" {
+		if purpose, err = bildrum.ParsePurpose(q); err != nil {
+			problem.Error(w, r, n.Log, err)
+			return
+		}
+	}
+	d, err := n.Consent.Allows(r.Context(), person, purpose)
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	writeJSON(w, d)
+}
+
+// replicaAPI says how current the node's copy of the consent register is.
+func (n *Node) replicaAPI(w http.ResponseWriter, r *http.Request) {
+	st, err := n.Consent.Replica.ReplicaState(r.Context())
+	if err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
+	_, fresh := n.Consent.Fresh(r.Context(), bildrum.PurposeResearch)
+	writeJSON(w, struct {
+		bildrum.ReplicaState
+		SecondaryUseOpen bool   `json:"secondary_use_open"`
+		Reason           string `json:"reason,omitempty"`
+	}{st, fresh == nil, bildrum.ErrorMessage(fresh)})
 }

@@ -138,6 +138,7 @@ func TestSeparateProcesses(t *testing.T) {
 	// A node that stalls (stopped, its socket still open): the hub answers
 	// within its deadline (2s per node) and names the timeout.
 	nodes["12"].cmd.Process.Signal(syscall.SIGSTOP)
+	waitState(t, nodes["12"].cmd.Process.Pid, 'T')
 	ov, took := overview(t, e)
 	nodes["12"].cmd.Process.Signal(syscall.SIGCONT)
 	if statusOf(ov)["12"] != bildrum.AnswerTimeout {
@@ -164,4 +165,23 @@ func TestSeparateProcesses(t *testing.T) {
 	if st["01"] != bildrum.AnswerOK || st["12"] != bildrum.AnswerOK || st["14"] != bildrum.AnswerDown {
 		t.Errorf("after the hub restarted: %v, want 01 and 12 ok, 14 still down", st)
 	}
+}
+
+// waitState waits until the kernel reports process pid in state (T for
+// stopped), since a signal is delivered asynchronously.
+func waitState(t *testing.T, pid int, state byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name in parentheses: "pid (comm) S ...".
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == state {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling the kernel's view of another process
+	}
+	t.Fatalf("process %d never reached state %c", pid, state)
 }

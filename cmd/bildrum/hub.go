@@ -47,6 +47,11 @@ type HubConfig struct {
 	// Credentials is a file of the bearer credentials (token hashes) the hub
 	// accepts, loaded at every start. Optional.
 	Credentials string `json:"credentials,omitempty"`
+	// ConsentSync is how often the hub confirms every node's copy of the
+	// consent register current, as a Go duration (changes are pushed at
+	// once as well). Default "10s"; keep it well under the nodes'
+	// consent_max_age.
+	ConsentSync string `json:"consent_sync,omitempty"`
 	// Links are shown on the first page as what exists so far. Optional.
 	Links []web.Link `json:"links,omitempty"`
 }
@@ -91,6 +96,11 @@ func (c HubConfig) check() (time.Duration, error) {
 		}
 		seen[n.Region] = true
 	}
+	if c.ConsentSync != "" {
+		if d, err := time.ParseDuration(c.ConsentSync); err != nil || d <= 0 {
+			return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: consent_sync %q: want a duration such as \"10s\"", c.ConsentSync)
+		}
+	}
 	if len(c.Peers) > 0 && c.PeerAddr == "" {
 		return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: peers need peer_addr, the address where they call this hub, e.g. \"0.0.0.0:8444\"")
 	}
@@ -103,6 +113,7 @@ type Hub struct {
 	log     *slog.Logger
 	db      *sqlstore.DB
 	servers []server
+	sync    *federation.ConsentSync
 }
 
 // OpenHub opens a hub from its configuration; webL may be a listener opened
@@ -154,8 +165,30 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 		trusts = append(trusts, tr)
 		fed.Peers = append(fed.Peers, federation.Peer{Trust: tr, Federation: p.Federation})
 	}
+	syncEvery, _ := time.ParseDuration(cfg.ConsentSync)
+	h.sync = &federation.ConsentSync{Hub: fed, Register: h.db, Interval: syncEvery, Log: h.log}
+	h.sync.Init()
+	authn := &auth.Authenticator{Store: h.db, Log: h.log}
 	mux := http.NewServeMux()
-	(&web.Hub{Federation: fed, Auth: &auth.Authenticator{Store: h.db, Log: h.log}, Log: h.log, OpenAPI: docs.OpenAPI, Links: cfg.Links}).Routes(mux)
+	(&web.Consent{Register: h.db, Auth: authn, Log: h.log, Recorder: logRecorder{h.log}, Propagate: func(ctx context.Context) []bildrum.RegionAnswer {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		results, err := fed.SyncConsent(ctx, h.db)
+		if err != nil {
+			h.log.Warn("propagate consent", "err", err)
+			h.sync.Trigger()
+			return nil
+		}
+		var out []bildrum.RegionAnswer
+		for _, r := range results {
+			out = append(out, r.RegionAnswer)
+			if r.Status != bildrum.AnswerOK {
+				h.sync.Trigger()
+			}
+		}
+		return out
+	}}).Routes(mux)
+	(&web.Hub{Federation: fed, Auth: authn, Log: h.log, OpenAPI: docs.OpenAPI, Links: cfg.Links}).Routes(mux)
 	h.servers = []server{newHTTPServer(mux, webL, nil, h.log)}
 	if len(trusts) > 0 {
 		peerL, err := listen(cfg.PeerAddr, "hub peer endpoint")
@@ -172,8 +205,27 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 // WebURL is where the hub's pages are.
 func (h *Hub) WebURL() string { return "http://" + h.servers[0].l.Addr().String() }
 
-// Serve answers requests until ctx ends.
-func (h *Hub) Serve(ctx context.Context) error { return serveAll(ctx, h.log, h.servers) }
+// Serve answers requests and keeps the nodes' consent replicas current
+// until ctx ends.
+func (h *Hub) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); h.sync.Run(ctx) }()
+	err := serveAll(ctx, h.log, h.servers)
+	cancel()
+	<-done
+	return err
+}
+
+// logRecorder writes access events to the log until the transparency log
+// records them.
+type logRecorder struct{ log *slog.Logger }
+
+func (l logRecorder) RecordAccess(ctx context.Context, e bildrum.AccessEvent) error {
+	l.log.Info("access", "kind", e.Kind, "actor", e.Actor.Name, "role", e.Actor.Role, "purpose", e.Purpose, "region", e.Region)
+	return nil
+}
 
 // Close stops the servers and closes the database.
 func (h *Hub) Close() error {

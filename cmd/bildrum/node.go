@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/bildrum/bildrum"
 	"github.com/bildrum/bildrum/auth"
+	"github.com/bildrum/bildrum/consent"
 	"github.com/bildrum/bildrum/docs"
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/sqlstore"
@@ -40,6 +42,9 @@ type NodeConfig struct {
 	// Credentials is a file of the bearer credentials (token hashes) the
 	// node accepts, loaded at every start. Optional.
 	Credentials string `json:"credentials,omitempty"`
+	// ConsentMaxAge bounds the age of the node's copy of the consent
+	// register for secondary use, as a Go duration. Default "10m".
+	ConsentMaxAge string `json:"consent_max_age,omitempty"`
 	// Synthetic, when set, fills an empty register with the synthetic
 	// population on first start (demo and test federations only).
 	Synthetic *SyntheticConfig `json:"synthetic,omitempty"`
@@ -57,6 +62,11 @@ type SyntheticConfig struct {
 func (c NodeConfig) check() error {
 	if _, err := bildrum.RegionByCode(c.Region); err != nil {
 		return bildrum.Errorf(bildrum.EINVALID, "node configuration: region: %s", bildrum.ErrorMessage(err))
+	}
+	if c.ConsentMaxAge != "" {
+		if d, err := time.ParseDuration(c.ConsentMaxAge); err != nil || d <= 0 {
+			return bildrum.Errorf(bildrum.EINVALID, "node configuration: consent_max_age %q: want a duration such as \"10m\"", c.ConsentMaxAge)
+		}
 	}
 	if c.WebAddr == "" || c.FederationAddr == "" {
 		return bildrum.Errorf(bildrum.EINVALID, "node configuration: set web_addr and federation_addr, e.g. \"127.0.0.1:8081\" and \"127.0.0.1:8443\"")
@@ -123,10 +133,13 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress io
 	}
 	region, _ := bildrum.RegionByCode(cfg.Region)
 	authn := &auth.Authenticator{Store: n.db, Log: n.log}
+	maxAge, _ := time.ParseDuration(cfg.ConsentMaxAge)
+	checker := &consent.Checker{Replica: n.db, Region: cfg.Region, MaxAge: maxAge}
 	webMux := http.NewServeMux()
-	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI}).Routes(webMux)
+	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker}).Routes(webMux)
 	fedMux := http.NewServeMux()
 	(&federation.NodeServer{Region: cfg.Region, Register: n.db, Log: n.log}).Routes(fedMux)
+	federation.ReplicaRoutes(fedMux, n.db, time.Now, n.log)
 	n.servers = []server{
 		newHTTPServer(webMux, webL, nil, n.log),
 		newHTTPServer(fedMux, fedL, n.creds.ServerConfig(), n.log),
