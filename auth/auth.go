@@ -44,12 +44,28 @@ type Authenticator struct {
 	Log   *slog.Logger
 }
 
-// Authenticate returns the principal of the request's bearer token, or an
-// EUNAUTHORIZED error saying what is missing.
+// SessionCookie is the cookie a browser carries after signing in: the same
+// bearer token, HttpOnly and SameSite=Strict.
+const SessionCookie = "bildrum_session"
+
+// CSRFHeader must accompany every state-changing request authenticated by
+// the session cookie; a cross-site form cannot set it.
+const CSRFHeader = "X-Bildrum-Request"
+
+// Authenticate returns the principal of the request's bearer token (or
+// session cookie), or an EUNAUTHORIZED error saying what is missing.
 func (a *Authenticator) Authenticate(r *http.Request) (bildrum.Principal, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return bildrum.Principal{}, bildrum.Errorf(bildrum.EUNAUTHORIZED, "this API needs a bearer token: send 'Authorization: Bearer TOKEN' (the demo's tokens are in endpoints.json)")
+		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get(CSRFHeader) == "" {
+				return bildrum.Principal{}, bildrum.Errorf(bildrum.EFORBIDDEN, "a change made with the session cookie needs the %s header", CSRFHeader)
+			}
+			h = "Bearer " + c.Value
+		}
+	}
+	if h == "" {
+		return bildrum.Principal{}, bildrum.Errorf(bildrum.EUNAUTHORIZED, "this API needs a bearer token: send 'Authorization: Bearer TOKEN' (the demo's tokens are in endpoints.json), or sign in at /login")
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {

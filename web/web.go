@@ -34,6 +34,13 @@ type Link struct {
 var funcs = template.FuncMap{
 	"thousands": thousands,
 	"since":     since,
+	// pnr writes an identity number as people read it: YYYYMMDD-NNNN.
+	"pnr": func(id bildrum.PersonID) string {
+		if len(id) != 12 {
+			return string(id)
+		}
+		return string(id[:8]) + "-" + string(id[8:])
+	},
 	// expiresSoon flags a certificate with less than 30 days left.
 	"expiresSoon": func(t time.Time) bool { return !t.IsZero() && time.Until(t) < 30*24*time.Hour },
 	"pct":         func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + " %" },

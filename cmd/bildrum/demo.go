@@ -202,12 +202,21 @@ func (d *Demo) prepare(dir, hubWeb string, nodeWeb, nodeFed []string) (demoFiles
 		return demoFiles{}, err
 	}
 
+	var demoPersonas []web.DemoPersona
+	for _, name := range names {
+		p := personas[name]
+		demoPersonas = append(demoPersonas, web.DemoPersona{Name: name, Role: p.Role, Organisation: p.Organisation, Token: p.Token})
+	}
+	personasPath := filepath.Join(confDir, "personas.json")
+	if err := writeFileAtomic(personasPath, mustJSON(demoPersonas), 0o600); err != nil {
+		return demoFiles{}, err
+	}
 	hubURL := "http://" + hubWeb
 	f := demoFiles{endpoints: Endpoints{
 		Hub:      HubEndpoints{Web: hubURL, API: hubURL + "/api/v1", OpenAPI: hubURL + "/openapi.yaml"},
 		Personas: personas,
 	}}
-	f.hub = HubConfig{Name: "SE", Database: filepath.Join(dir, "hub.db"), WebAddr: hubWeb, TLS: certs["hub"], Credentials: credPath, NodeTimeout: "2s"}
+	f.hub = HubConfig{Name: "SE", Database: filepath.Join(dir, "hub.db"), WebAddr: hubWeb, TLS: certs["hub"], Credentials: credPath, NodeTimeout: "2s", DemoPersonas: personasPath}
 	synthetic := &SyntheticConfig{Seed: d.cfg.Seed, Regions: d.cfg.Regions}
 	for i, region := range d.cfg.Regions {
 		reg, _ := bildrum.RegionByCode(region)

@@ -52,6 +52,11 @@ type HubConfig struct {
 	// once as well). Default "10s"; keep it well under the nodes'
 	// consent_max_age.
 	ConsentSync string `json:"consent_sync,omitempty"`
+	// DemoPersonas is a file of demo users with their tokens, offered for
+	// one-click sign-in (a JSON list of {"name", "role", "organisation",
+	// "token"}). Only for demo federations with synthetic data; a real one
+	// signs people in with their e-identification. Optional.
+	DemoPersonas string `json:"demo_personas,omitempty"`
 	// Links are shown on the first page as what exists so far. Optional.
 	Links []web.Link `json:"links,omitempty"`
 }
@@ -188,6 +193,14 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 		}
 		return out
 	}}).Routes(mux)
+	var demo []web.DemoPersona
+	if cfg.DemoPersonas != "" {
+		if err := readConfig(cfg.DemoPersonas, &demo); err != nil {
+			return nil, err
+		}
+	}
+	(&web.Sessions{Auth: authn, Log: h.log, Demo: demo}).Routes(mux)
+	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log}).Routes(mux)
 	(&web.Hub{Federation: fed, Auth: authn, Log: h.log, OpenAPI: docs.OpenAPI, Links: cfg.Links}).Routes(mux)
 	h.servers = []server{newHTTPServer(mux, webL, nil, h.log)}
 	if len(trusts) > 0 {
