@@ -61,13 +61,15 @@ have_package() {
 	# Debian's pydicom is for Debian's python, not a python3 earlier in PATH.
 	python3-pydicom) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import pydicom' >/dev/null 2>&1 ;;
 	libgdcm-tools) have_program gdcmconv ;;
+	sqlite3) have_program sqlite3 ;;
+	npm) have_program npm ;;
 	*) return 1 ;;
 	esac
 }
 
 install_missing() {
 	local missing=() pkg
-	for pkg in postgresql chromium dcmtk orthanc orthanc-dicomweb dicom3tools python3-pydicom libgdcm-tools; do
+	for pkg in postgresql chromium dcmtk orthanc orthanc-dicomweb dicom3tools python3-pydicom libgdcm-tools npm sqlite3; do
 		have_package "$pkg" || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
@@ -95,6 +97,27 @@ install_missing() {
 }
 
 install_missing
+
+# npm packages of browser tests: each folder with a package-lock.json gets
+# exactly the locked versions, once (npm ci), when node_modules is missing.
+install_npm() {
+	local dir
+	for dir in dicomweb/testdata/js; do
+		[ -f "$dir/package-lock.json" ] || continue
+		[ -d "$dir/node_modules" ] && continue
+		if ! command -v npm >/dev/null 2>&1; then
+			log "npm is missing, so $dir/node_modules is not installed; browser tests that need it fail"
+			continue
+		fi
+		log "installing the npm packages of $dir"
+		if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >&2; then
+			log "npm ci in $dir failed"
+			exit 1
+		fi
+	done
+}
+
+install_npm
 
 command -v go >/dev/null || { log "go is not in PATH"; exit 1; }
 

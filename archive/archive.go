@@ -1,0 +1,363 @@
+// Package archive is a node's DICOM archive: an index of patients, studies,
+// series and instances in the node's SQL store (bildrum.ImageIndex), and the
+// instances themselves, byte for byte as received, in a blob store under
+// content-addressed keys. It holds the logic of STOW-RS, QIDO-RS and WADO-RS
+// (PS3.18) free of HTTP: receiving and checking PS3.10 files, searching,
+// cutting frames, rendering, and the DICOM JSON model (PS3.18 Annex F);
+// package dicomweb serves it over HTTP.
+//
+// # Durability
+//
+// An instance is acknowledged only when both its bytes and its index entry
+// are durable: the bytes are written to a spool file, fsync'd and renamed to
+// their final, content-addressed key (sha256/xx/<hex>) first; then the index
+// entry is committed. A crash between the two leaves an object no index
+// entry refers to, which is harmless and which Sweep removes; it never
+// leaves an index entry without its bytes.
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/bildrum/bildrum"
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// Archive is a node's DICOM archive. It is safe for concurrent use.
+type Archive struct {
+	index    bildrum.ImageIndex
+	blobs    BlobStore
+	now      func() time.Time
+	gdcmconv string // decoder of compressed pixel data for rendering; "" for none
+
+	// mu guards pins: the object keys of instances received but not yet
+	// indexed, which Sweep must not remove.
+	mu   sync.Mutex
+	pins map[string]int
+}
+
+// New returns an archive on an index and a blob store.
+func New(index bildrum.ImageIndex, blobs BlobStore) *Archive {
+	return &Archive{index: index, blobs: blobs, now: time.Now, pins: map[string]int{}}
+}
+
+// SetClock replaces the clock that stamps received instances; for tests.
+func (a *Archive) SetClock(now func() time.Time) { a.now = now }
+
+// Index returns the archive's image index.
+func (a *Archive) Index() bildrum.ImageIndex { return a.index }
+
+// Blobs returns the archive's blob store.
+func (a *Archive) Blobs() BlobStore { return a.blobs }
+
+func (a *Archive) pin(key string) {
+	a.mu.Lock()
+	a.pins[key]++
+	a.mu.Unlock()
+}
+
+func (a *Archive) unpin(key string) {
+	a.mu.Lock()
+	if a.pins[key]--; a.pins[key] <= 0 {
+		delete(a.pins, key)
+	}
+	a.mu.Unlock()
+}
+
+// Batch receives the instances of one store request: Add makes each
+// instance's bytes durable, Commit indexes them together, which is when
+// they are stored. Close releases what was not committed. A Batch is used by
+// one goroutine.
+type Batch struct {
+	// Study, when set, is the only study the batch accepts: Add refuses
+	// instances of others with ErrStudyMismatch (PS3.18 §10.5.1).
+	Study string
+
+	a         *Archive
+	instances []bildrum.Instance
+}
+
+// Errors of Batch.Add that are not domain errors.
+var (
+	// ErrReceive wraps errors of reading the instance from its reader.
+	ErrReceive = errors.New("receive")
+	// ErrStudyMismatch is returned for an instance of another study than
+	// the batch's.
+	ErrStudyMismatch = errors.New("study mismatch")
+)
+
+// errReader remembers the error of its reader.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// NewBatch starts receiving instances.
+func (a *Archive) NewBatch() *Batch { return &Batch{a: a} }
+
+// copyBuffer is the size of the buffer objects are received through.
+const copyBuffer = 1 << 20
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuffer); return &b }}
+
+// Add reads one DICOM PS3.10 file from r to its end, checks it, and makes
+// its bytes durable. It returns the instance as it will be indexed. Errors
+// are EINVALID for a file that is not well-formed DICOM or lacks a UID the
+// archive needs, ECONFLICT for a SOP Instance UID stored before with other
+// bytes, ErrStudyMismatch for another study than the batch's, and errors of
+// r (such as a body over its size limit) wrapped in ErrReceive.
+// Nothing of a failed Add is kept but, at worst, an unreferenced object.
+func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) {
+	a := b.a
+	f, err := a.blobs.Spool()
+	if err != nil {
+		return bildrum.Instance{}, fmt.Errorf("receive: %w", err)
+	}
+	ingested := false
+	defer func() {
+		if !ingested {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	buf := bufPool.Get().(*[]byte)
+	er := &errReader{r: r}
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), er, *buf)
+	bufPool.Put(buf)
+	if er.err != nil {
+		return bildrum.Instance{}, fmt.Errorf("%w: %w", ErrReceive, er.err)
+	} else if err != nil {
+		return bildrum.Instance{}, fmt.Errorf("receive: %w", err)
+	}
+	hdr, err := ReadHeader(f, n)
+	if err != nil {
+		return bildrum.Instance{}, bildrum.Errorf(bildrum.EINVALID, "%v", err)
+	}
+	inst, err := hdr.Instance()
+	if err != nil {
+		return inst, err
+	}
+	if b.Study != "" && inst.Study.StudyInstanceUID != b.Study {
+		return inst, fmt.Errorf("%w: the instance belongs to study %s, not to study %s of the request", ErrStudyMismatch, inst.Study.StudyInstanceUID, b.Study)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	inst.Object = bildrum.Object{Key: ObjectKey(sum), Size: n, SHA256: sum, Received: a.now().UTC()}
+
+	// An instance stored before needs no second copy of its bytes, and
+	// one stored with other bytes will be refused: keep neither.
+	prev, err := a.index.Instance(ctx, inst.SOPInstanceUID)
+	switch {
+	case err == nil && prev.Object.SHA256 == sum:
+		inst.Object = prev.Object
+		b.instances = append(b.instances, inst)
+		return inst, nil
+	case err == nil:
+		return inst, bildrum.Errorf(bildrum.ECONFLICT, "SOP Instance %s is already stored with other content: a changed instance needs a new SOP Instance UID", inst.SOPInstanceUID)
+	case bildrum.ErrorCode(err) != bildrum.ENOTFOUND:
+		return inst, err
+	}
+
+	a.pin(inst.Object.Key)
+	ingested = true
+	if err := a.blobs.Ingest(ctx, inst.Object.Key, f); err != nil {
+		a.unpin(inst.Object.Key)
+		return inst, err
+	}
+	b.instances = append(b.instances, inst)
+	return inst, nil
+}
+
+// Commit indexes the instances added, in one transaction, and returns one
+// error per instance in the order added: nil for an instance now stored.
+// See bildrum.ImageIndex for the errors. When Commit returns an error, no
+// instance was stored.
+func (b *Batch) Commit(ctx context.Context) ([]error, error) {
+	defer b.Close()
+	if len(b.instances) == 0 {
+		return nil, nil
+	}
+	errs, err := b.a.index.PutInstances(ctx, b.instances)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return errs, nil
+}
+
+// Instances returns the instances added so far.
+func (b *Batch) Instances() []bildrum.Instance { return b.instances }
+
+// Close releases the instances not committed; their objects are left for
+// Sweep.
+func (b *Batch) Close() {
+	for _, in := range b.instances {
+		b.a.unpin(in.Object.Key)
+	}
+	b.instances = nil
+}
+
+// Store receives and indexes one PS3.10 file: Add and Commit of a batch of
+// one.
+func (a *Archive) Store(ctx context.Context, r io.Reader) (bildrum.Instance, error) {
+	b := a.NewBatch()
+	defer b.Close()
+	inst, err := b.Add(ctx, r)
+	if err != nil {
+		return inst, err
+	}
+	errs, err := b.Commit(ctx)
+	if err != nil {
+		return inst, err
+	}
+	return inst, errs[0]
+}
+
+// ObjectKey is the blob key of an object with the hex SHA-256 sum.
+func ObjectKey(sum string) string { return "sha256/" + sum[:2] + "/" + sum }
+
+// Sweep removes objects that no index entry refers to and spool files left
+// by interrupted receipts, when they were last written before olderThan
+// ago, and returns how many it removed. Objects of instances being received
+// by this process are kept whatever their age.
+func (a *Archive) Sweep(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := a.now().Add(-olderThan)
+	removed := 0
+	err := a.blobs.Walk(ctx, func(key, spool string, mod time.Time) error {
+		if !mod.Before(cutoff) {
+			return nil
+		}
+		if spool != "" {
+			if err := os.Remove(spool); err == nil {
+				removed++
+			}
+			return nil
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.pins[key] > 0 {
+			return nil
+		}
+		used, err := a.index.ObjectReferenced(ctx, key)
+		if err != nil || used {
+			return err
+		}
+		if err := a.blobs.Delete(ctx, key); err != nil {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("sweep: %w", err)
+	}
+	return removed, nil
+}
+
+// Open returns the bytes of an indexed instance exactly as received.
+func (a *Archive) Open(ctx context.Context, in bildrum.Instance) (io.ReadCloser, error) {
+	rc, err := a.blobs.Open(ctx, in.Object.Key)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", in.SOPInstanceUID, err)
+	}
+	return rc, nil
+}
+
+// Header reads the header of an indexed instance from its stored bytes.
+func (a *Archive) Header(ctx context.Context, in bildrum.Instance) (*Header, io.ReaderAt, io.Closer, error) {
+	rc, err := a.Open(ctx, in)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ra, ok := rc.(io.ReaderAt)
+	if !ok {
+		// Object storage: read the object once into memory.
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("read %s: %w", in.SOPInstanceUID, err)
+		}
+		ra, rc = bytesReaderAt(data), io.NopCloser(nil)
+	}
+	h, err := ReadHeader(ra, in.Object.Size)
+	if err != nil {
+		rc.Close()
+		return nil, nil, nil, fmt.Errorf("header of %s: %w", in.SOPInstanceUID, err)
+	}
+	return h, ra, rc, nil
+}
+
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Frame locates frame number n (from 1) of an instance with native pixel
+// data: its offset and length in the stored bytes. Compressed transfer
+// syntaxes give ErrCompressed.
+func (h *Header) Frame(n int) (off, length int64, err error) {
+	if h.Pixel == nil {
+		return 0, 0, bildrum.Errorf(bildrum.ENOTFOUND, "the instance has no pixel data")
+	}
+	if !Uncompressed(h.TransferSyntaxUID) {
+		return 0, 0, ErrCompressed
+	}
+	rows, _ := h.Int(tag.Rows)
+	cols, _ := h.Int(tag.Columns)
+	bits, _ := h.Int(tag.BitsAllocated)
+	spp, ok := h.Int(tag.SamplesPerPixel)
+	if !ok {
+		spp = 1
+	}
+	frames, ok := h.Int(tag.NumberOfFrames)
+	if !ok || frames < 1 {
+		frames = 1
+	}
+	if n < 1 || n > frames {
+		return 0, 0, bildrum.Errorf(bildrum.ENOTFOUND, "frame %d does not exist: the instance has %d", n, frames)
+	}
+	if bits != 1 && bits%8 != 0 {
+		return 0, 0, bildrum.Errorf(bildrum.EINVALID, "bits allocated %d is not supported for frame retrieval", bits)
+	}
+	size := int64(rows) * int64(cols) * int64(spp) * int64(bits)
+	if bits == 1 {
+		if frames > 1 {
+			return 0, 0, bildrum.Errorf(bildrum.EINVALID, "frames of multi-frame 1-bit images are not supported")
+		}
+		size = (size + 7) / 8
+	} else {
+		size /= 8
+	}
+	off = h.Pixel.Offset + int64(n-1)*size
+	if size <= 0 || off+size > h.Pixel.Offset+h.Pixel.Length {
+		return 0, 0, bildrum.Errorf(bildrum.EINVALID, "the pixel data (%d bytes) are shorter than %d frames of %d×%d×%d×%d bits", h.Pixel.Length, frames, rows, cols, spp, bits)
+	}
+	return off, size, nil
+}
+
+// ErrCompressed is returned for operations on the pixel data of a
+// compressed transfer syntax that the archive keeps but does not decode.
+var ErrCompressed = errors.New("the pixel data are compressed")

@@ -1,0 +1,409 @@
+// Package bench compares a bildrum node's DICOMweb archive with Orthanc on
+// the same machine, disk and files: STOW-RS and WADO-RS throughput with one
+// and four clients for 8 KB objects and 8.8 MB and 27 MB mammograms, and
+// QIDO-RS latency with 2,500 and 10,000 studies stored; with the disk's and
+// the loopback's own limits beside them.
+//
+// It is not part of the test run. Run it with
+//
+//	go test ./bench/ -run TestCompare -compare -v -timeout 60m
+//
+// (Orthanc and its DICOMweb plugin installed, as `make test` does).
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/archive"
+	"github.com/bildrum/bildrum/archive/archivetest"
+	"github.com/bildrum/bildrum/auth"
+	"github.com/bildrum/bildrum/dicomweb"
+	"github.com/bildrum/bildrum/internal/testenv"
+	"github.com/bildrum/bildrum/sqlstore"
+)
+
+var (
+	compare  = flag.Bool("compare", false, "run the comparison with Orthanc (minutes)")
+	onlyQIDO = flag.Bool("qido-only", false, "with -compare, measure QIDO-RS only")
+)
+
+// server is a DICOMweb origin server under test.
+type server struct {
+	name   string
+	client *dicomweb.Client
+	stop   func()
+}
+
+func startBildrum(t *testing.T) *server {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, filepath.Join(dir, "node.db"), sqlstore.PartNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := archive.OpenFileBlobs(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := auth.NewToken()
+	db.PutCredential(ctx, bildrum.HashToken(token), bildrum.Principal{Name: "bench", Role: bildrum.RoleStaff, Region: "12"})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := dicomweb.NewServer(dicomweb.Config{Archive: archive.New(db, blobs), Auth: &auth.Authenticator{Store: db, Log: log},
+		Region: "12", Log: log, Recorder: nopRecorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Routes(mux, "/dicomweb")
+	hs := httptest.NewServer(mux)
+	return &server{name: "bildrum", client: &dicomweb.Client{BaseURL: hs.URL + "/dicomweb", Token: token, HTTP: httpClient}, stop: func() { hs.Close(); db.Close() }}
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) RecordAccess(context.Context, bildrum.AccessEvent) error { return nil }
+
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startOrthanc(t *testing.T) *server {
+	bin := testenv.RequireExternal(t, "Orthanc")
+	plugins, _ := filepath.Glob("/usr/share/orthanc/plugins/libOrthancDicomWeb.so*")
+	if len(plugins) == 0 {
+		testenv.Unavailable(t, "orthanc-dicomweb is not installed")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg, _ := json.Marshal(map[string]any{
+		"Name": "bench", "StorageDirectory": filepath.Join(dir, "storage"), "IndexDirectory": filepath.Join(dir, "index"),
+		"HttpPort": port, "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "DicomServerEnabled": false,
+		"DicomPort": freePort(t), "StorageCompression": false, "Plugins": plugins, "HttpThreadsCount": 50,
+		"DicomWeb": map[string]any{"Enable": true, "Root": "/dicom-web/"},
+	})
+	path := filepath.Join(dir, "orthanc.json")
+	os.WriteFile(path, cfg, 0o600)
+	cmd := exec.Command(bin, path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/system")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 600 {
+			t.Fatal("Orthanc did not start")
+		}
+		time.Sleep(50 * time.Millisecond) // readiness polling
+	}
+	return &server{name: "Orthanc " + orthancVersion(base), client: &dicomweb.Client{BaseURL: base + "/dicom-web", HTTP: httpClient},
+		stop: func() { cmd.Process.Kill(); cmd.Wait() }}
+}
+
+func orthancVersion(base string) string {
+	resp, err := http.Get(base + "/system")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var s struct{ Version string }
+	json.NewDecoder(resp.Body).Decode(&s)
+	return s.Version
+}
+
+// dataset is one kind of object stored and retrieved.
+type dataset struct {
+	name       string
+	rows, cols int
+	count      int
+}
+
+var datasets = []dataset{
+	{"8 KB", 60, 64, 600},
+	{"8.8 MB", 2294, 1914, 48},
+	{"27 MB", 4096, 3328, 16},
+}
+
+func makeFiles(d dataset) [][]byte {
+	out := make([][]byte, d.count)
+	for i := range out {
+		out[i] = archivetest.Mammogram(&archivetest.Image{Rows: d.rows, Columns: d.cols, Seed: uint64(i), WindowCenter: 2048, WindowWidth: 4096})
+	}
+	return out
+}
+
+// run spreads n jobs over clients goroutines and returns the elapsed time.
+func run(clients, n int, job func(i int) error) (time.Duration, error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	next := 0
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= n {
+					return
+				}
+				if err := job(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), first
+}
+
+// retrieve streams a WADO-RS instance to nowhere and returns its bytes.
+func retrieve(c *dicomweb.Client, path string) (int64, error) {
+	req, _ := http.NewRequest("GET", c.BaseURL+"/"+path, nil)
+	req.Header.Set("Accept", `multipart/related; type="application/dicom"; transfer-syntax=*`)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mr := multipart.NewReader(bufio.NewReaderSize(resp.Body, 1<<20), params["boundary"])
+	var total int64
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+		n, err := io.Copy(io.Discard, p)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func mbps(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
+
+// TestCompare measures both servers and prints a table.
+func TestCompare(t *testing.T) {
+	if !*compare {
+		t.Skip("a benchmark: run with -compare")
+	}
+	ctx := context.Background()
+	report := &lineWriter{}
+	fmt.Fprintf(report, "\n%s\n", limits(t))
+	fmt.Fprintf(report, "%-22s %-8s %7s %12s %12s\n", "server", "object", "clients", "STOW MB/s", "WADO MB/s")
+	for _, d := range datasets {
+		if *onlyQIDO {
+			break
+		}
+		files := makeFiles(d)
+		var size int64
+		for _, f := range files {
+			size += int64(len(f))
+		}
+		for _, clients := range []int{1, 4} {
+			for _, start := range []func(*testing.T) *server{startBildrum, startOrthanc} {
+				s := start(t)
+				paths := make([]string, len(files))
+				stow, err := run(clients, len(files), func(i int) error {
+					res, err := s.client.Store(ctx, "", files[i])
+					if err != nil || res.Status != 200 {
+						return fmt.Errorf("%s STOW: %v %v", s.name, res, err)
+					}
+					paths[i] = strings.TrimPrefix(res.Response.Items("00081199")[0].String("00081190"), s.client.BaseURL+"/")
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got int64
+				var gmu sync.Mutex
+				wado, err := run(clients, len(files), func(i int) error {
+					n, err := retrieve(s.client, paths[i])
+					gmu.Lock()
+					got += n
+					gmu.Unlock()
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != size {
+					t.Errorf("%s retrieved %d bytes of %d", s.name, got, size)
+				}
+				fmt.Fprintf(report, "%-22s %-8s %7d %12.1f %12.1f\n", s.name, d.name, clients, mbps(size, stow), mbps(size, wado))
+				s.stop()
+			}
+		}
+	}
+
+	fmt.Fprintf(report, "\n%-22s %8s %10s %10s %10s\n", "server", "studies", "p50 ms", "p95 ms", "max ms")
+	for _, start := range []func(*testing.T) *server{startBildrum, startOrthanc} {
+		s := start(t)
+		loaded := 0
+		for _, target := range []int{2500, 10000} {
+			loadStudies(t, s, loaded, target)
+			loaded = target
+			p50, p95, worst, empty := qido(t, s, target)
+			fmt.Fprintf(report, "%-22s %8d %10.2f %10.2f %10.2f  (%d of 400 searches found nothing)\n", s.name, target, p50, p95, worst, empty)
+		}
+		s.stop()
+	}
+}
+
+// lineWriter prints the table as it is measured, so a long run shows its
+// progress.
+type lineWriter struct{}
+
+func (lineWriter) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+
+// patient returns the synthetic identity of benchmark patient i: generated
+// numbers, marked synthetic, never leaving the machine (DESIGN.md).
+func patient(i int) string {
+	return string(bildrum.WithCheckDigit(fmt.Sprintf("19%02d%02d%02d%03d", 40+i%40, 1+i%12, 1+i%28, (i/1000)%1000*2)))
+}
+
+// loadStudies stores studies from..to-1, one small instance each, eight
+// clients sending 50 instances per request.
+func loadStudies(t *testing.T, s *server, from, to int) {
+	const per = 50
+	batches := (to - from + per - 1) / per
+	_, err := run(8, batches, func(b int) error {
+		var files [][]byte
+		for i := from + b*per; i < min(to, from+(b+1)*per); i++ {
+			day := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i%1800)
+			files = append(files, archivetest.Mammogram(&archivetest.Image{
+				Rows: 8, Columns: 8, PatientID: patient(i / 4), PatientName: fmt.Sprintf("Bench%04d^Anna", i/4),
+				StudyDate: day.Format("20060102"), AccessionNumber: fmt.Sprintf("B%06d", i),
+			}))
+		}
+		res, err := s.client.Store(context.Background(), "", files...)
+		if err != nil || res.Status != 200 {
+			return fmt.Errorf("%s load: %v %v", s.name, res, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// qido runs a mix of viewer searches and returns latency percentiles in ms.
+func qido(t *testing.T, s *server, studies int) (p50, p95, worst float64, empty int) {
+	var lat []float64
+	for i := 0; i < 400; i++ {
+		k := (i * 7919) % studies
+		var q url.Values
+		switch i % 5 {
+		case 0:
+			q = url.Values{"PatientID": {patient(k / 4)}}
+		case 1:
+			q = url.Values{"AccessionNumber": {fmt.Sprintf("B%06d", k)}}
+		case 2:
+			q = url.Values{"PatientName": {fmt.Sprintf("Bench%04d*", k/4)}}
+		case 3:
+			d := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, k%1800)
+			q = url.Values{"StudyDate": {d.Format("20060102") + "-" + d.AddDate(0, 0, 2).Format("20060102")}, "limit": {"101"}}
+		case 4:
+			q = url.Values{"ModalitiesInStudy": {"MG"}, "PatientID": {patient(k / 4)}, "includefield": {"all"}}
+		}
+		start := time.Now()
+		res, err := s.client.Search(context.Background(), "studies", q)
+		lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+		if err != nil {
+			t.Fatalf("%s QIDO %v: %v", s.name, q, err)
+		}
+		if len(res) == 0 {
+			empty++
+		}
+	}
+	sort.Float64s(lat)
+	return lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)-1], empty
+}
+
+// limits measures the disk (dd, direct I/O and fdatasync) and the
+// loopback's TCP bandwidth, the ceilings of the figures above.
+func limits(t *testing.T) string {
+	dir := t.TempDir()
+	out := &strings.Builder{}
+	f := filepath.Join(dir, "dd")
+	for _, args := range [][]string{
+		{"if=/dev/zero", "of=" + f, "bs=4M", "count=256", "conv=fdatasync"},
+		{"if=" + f, "of=/dev/null", "bs=4M", "iflag=direct"},
+		{"if=/dev/zero", "of=" + f, "bs=8k", "count=2000", "oflag=dsync"},
+	} {
+		res, err := exec.Command("dd", args...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(res)), "\n")
+		fmt.Fprintf(out, "dd %s: %s %v\n", strings.Join(args, " "), lines[len(lines)-1], err)
+	}
+	// Loopback: one TCP stream of 2 GB.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, _ := net.Dial("tcp", l.Addr().String())
+	buf := make([]byte, 1<<20)
+	rand.Read(buf)
+	start := time.Now()
+	for range 2048 {
+		c.Write(buf)
+	}
+	c.Close()
+	fmt.Fprintf(out, "loopback TCP, one stream: %.0f MB/s\n", mbps(2048<<20, time.Since(start)))
+	_ = bytes.MinRead
+	return out.String()
+}

@@ -1,0 +1,499 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bildrum/bildrum"
+)
+
+var _ bildrum.ImageIndex = (*DB)(nil)
+
+// PutInstances indexes instances in one transaction; see bildrum.ImageIndex.
+func (d *DB) PutInstances(ctx context.Context, instances []bildrum.Instance) ([]error, error) {
+	results := make([]error, len(instances))
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("put instances: %w", err)
+	}
+	defer tx.Rollback()
+	if d.dialect == postgresDialect {
+		// One writer at a time, as SQLite has it: the checks below then
+		// see every committed instance, study and series.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7412)`); err != nil {
+			return nil, fmt.Errorf("put instances: lock: %w", err)
+		}
+	}
+	for i := range instances {
+		if err := d.putInstance(ctx, tx, &instances[i]); err != nil {
+			if code := bildrum.ErrorCode(err); code == bildrum.ECONFLICT || code == bildrum.EINVALID {
+				results[i] = err
+				continue
+			}
+			return nil, fmt.Errorf("put instance %s: %w", instances[i].SOPInstanceUID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("put instances: commit: %w", err)
+	}
+	return results, nil
+}
+
+// putInstance checks and inserts one instance inside tx. Domain errors
+// (ECONFLICT, EINVALID) are returned before anything is written.
+func (d *DB) putInstance(ctx context.Context, tx *sql.Tx, in *bildrum.Instance) error {
+	st, se := &in.Study, &in.Series
+	if in.SOPInstanceUID == "" || st.StudyInstanceUID == "" || se.SeriesInstanceUID == "" {
+		return bildrum.Errorf(bildrum.EINVALID, "instance %q has no SOP Instance, Study Instance or Series Instance UID", in.SOPInstanceUID)
+	}
+	var sum string
+	err := tx.QueryRowContext(ctx, d.rebind(`SELECT sha256 FROM archive_instances WHERE sop_uid = ?`), in.SOPInstanceUID).Scan(&sum)
+	switch {
+	case err == nil && sum == in.Object.SHA256:
+		return nil // stored before, byte for byte: idempotent
+	case err == nil:
+		return bildrum.Errorf(bildrum.ECONFLICT, "SOP Instance %s is already stored with other content (SHA-256 %.12s…, this one %.12s…): a changed instance needs a new SOP Instance UID", in.SOPInstanceUID, sum, in.Object.SHA256)
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+
+	var studyID int64
+	var patientID string
+	err = tx.QueryRowContext(ctx, d.rebind(`SELECT id, patient_id FROM archive_studies WHERE study_uid = ?`), st.StudyInstanceUID).Scan(&studyID, &patientID)
+	newStudy := errors.Is(err, sql.ErrNoRows)
+	switch {
+	case err == nil && patientID != st.Patient.ID:
+		return bildrum.Errorf(bildrum.ECONFLICT, "study %s is stored for patient ID %q, not %q: correct the Patient ID or the Study Instance UID", st.StudyInstanceUID, patientID, st.Patient.ID)
+	case err != nil && !newStudy:
+		return err
+	}
+	var seriesID, seriesStudy int64
+	err = tx.QueryRowContext(ctx, d.rebind(`SELECT id, study FROM archive_series WHERE series_uid = ?`), se.SeriesInstanceUID).Scan(&seriesID, &seriesStudy)
+	newSeries := errors.Is(err, sql.ErrNoRows)
+	switch {
+	case err == nil && (newStudy || seriesStudy != studyID):
+		return bildrum.Errorf(bildrum.ECONFLICT, "series %s belongs to another study than %s", se.SeriesInstanceUID, st.StudyInstanceUID)
+	case err != nil && !newSeries:
+		return err
+	}
+
+	if newStudy {
+		err = tx.QueryRowContext(ctx, d.rebind(`
+			INSERT INTO archive_studies (study_uid, patient_id, patient_name, patient_name_key, patient_birth_date, patient_sex,
+				study_date, study_time, accession_number, study_id, study_description, referring_physician, referring_key,
+				modalities, num_series, num_instances)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, 0) RETURNING id`),
+			st.StudyInstanceUID, st.Patient.ID, st.Patient.Name, nameKey(st.Patient.Name), st.Patient.BirthDate, st.Patient.Sex,
+			st.StudyDate, st.StudyTime, st.AccessionNumber, st.StudyID, st.StudyDescription, st.ReferringPhysicianName, nameKey(st.ReferringPhysicianName),
+		).Scan(&studyID)
+		if err != nil {
+			return fmt.Errorf("insert study: %w", err)
+		}
+	}
+	if newSeries {
+		err = tx.QueryRowContext(ctx, d.rebind(`
+			INSERT INTO archive_series (study, series_uid, modality, series_number, series_description, body_part, num_instances)
+			VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id`),
+			studyID, se.SeriesInstanceUID, se.Modality, se.SeriesNumber, se.SeriesDescription, se.BodyPartExamined,
+		).Scan(&seriesID)
+		if err != nil {
+			return fmt.Errorf("insert series: %w", err)
+		}
+		var mods string
+		if err := tx.QueryRowContext(ctx, d.rebind(`SELECT modalities FROM archive_studies WHERE id = ?`), studyID).Scan(&mods); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE archive_studies SET num_series = num_series + 1, modalities = ? WHERE id = ?`),
+			addModality(mods, se.Modality), studyID); err != nil {
+			return fmt.Errorf("update study: %w", err)
+		}
+	}
+	received := in.Object.Received
+	if received.IsZero() {
+		received = d.Now()
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`
+		INSERT INTO archive_instances (series, study, sop_uid, sop_class_uid, instance_number, n_rows, n_columns, bits_allocated,
+			number_of_frames, image_laterality, view_position, transfer_syntax, blob_key, size, sha256, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		seriesID, studyID, in.SOPInstanceUID, in.SOPClassUID, in.InstanceNumber, in.Rows, in.Columns, in.BitsAllocated,
+		in.NumberOfFrames, in.ImageLaterality, in.ViewPosition, in.TransferSyntaxUID, in.Object.Key, in.Object.Size, in.Object.SHA256,
+		received.UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("insert instance: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE archive_series SET num_instances = num_instances + 1 WHERE id = ?`), seriesID); err != nil {
+		return fmt.Errorf("update series: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE archive_studies SET num_instances = num_instances + 1 WHERE id = ?`), studyID); err != nil {
+		return fmt.Errorf("update study: %w", err)
+	}
+	return nil
+}
+
+// nameKey is the form of a person name that PN matching compares:
+// upper case, so that matching ignores case (PS3.4 C.2.2.2.1).
+func nameKey(s string) string { return strings.ToUpper(s) }
+
+// addModality adds m to the sorted, backslash-separated list mods.
+func addModality(mods, m string) string {
+	if m == "" {
+		return mods
+	}
+	list := splitModalities(mods)
+	if slices.Contains(list, m) {
+		return mods
+	}
+	list = append(list, m)
+	slices.Sort(list)
+	return strings.Join(list, `\`)
+}
+
+func splitModalities(mods string) []string {
+	if mods == "" {
+		return nil
+	}
+	return strings.Split(mods, `\`)
+}
+
+// Columns read back into bildrum types, per table alias.
+const (
+	studyCols = `st.study_uid, st.patient_id, st.patient_name, st.patient_birth_date, st.patient_sex, st.study_date, st.study_time,
+		st.accession_number, st.study_id, st.study_description, st.referring_physician, st.modalities, st.num_series, st.num_instances`
+	seriesCols   = `se.series_uid, se.modality, se.series_number, se.series_description, se.body_part, se.num_instances`
+	instanceCols = `i.sop_uid, i.sop_class_uid, i.instance_number, i.n_rows, i.n_columns, i.bits_allocated, i.number_of_frames,
+		i.image_laterality, i.view_position, i.transfer_syntax, i.blob_key, i.size, i.sha256, i.received_at`
+)
+
+func studyDest(s *bildrum.Study, mods *string) []any {
+	return []any{&s.StudyInstanceUID, &s.Patient.ID, &s.Patient.Name, &s.Patient.BirthDate, &s.Patient.Sex, &s.StudyDate, &s.StudyTime,
+		&s.AccessionNumber, &s.StudyID, &s.StudyDescription, &s.ReferringPhysicianName, mods, &s.NumberOfSeries, &s.NumberOfInstances}
+}
+
+func seriesDest(s *bildrum.Series) []any {
+	return []any{&s.SeriesInstanceUID, &s.Modality, &s.SeriesNumber, &s.SeriesDescription, &s.BodyPartExamined, &s.NumberOfInstances}
+}
+
+func instanceDest(in *bildrum.Instance, received *string) []any {
+	return []any{&in.SOPInstanceUID, &in.SOPClassUID, &in.InstanceNumber, &in.Rows, &in.Columns, &in.BitsAllocated, &in.NumberOfFrames,
+		&in.ImageLaterality, &in.ViewPosition, &in.TransferSyntaxUID, &in.Object.Key, &in.Object.Size, &in.Object.SHA256, received}
+}
+
+const instanceJoin = ` FROM archive_instances i JOIN archive_series se ON se.id = i.series JOIN archive_studies st ON st.id = i.study`
+
+// scanInstance reads a row of studyCols, seriesCols, instanceCols.
+func scanInstance(rows *sql.Rows) (bildrum.Instance, error) {
+	var in bildrum.Instance
+	var mods, received string
+	dest := append(studyDest(&in.Study, &mods), seriesDest(&in.Series)...)
+	if err := rows.Scan(append(dest, instanceDest(&in, &received)...)...); err != nil {
+		return in, err
+	}
+	in.Study.ModalitiesInStudy = splitModalities(mods)
+	t, err := time.Parse(time.RFC3339Nano, received)
+	if err != nil {
+		return in, fmt.Errorf("received_at %q: %w", received, err)
+	}
+	in.Object.Received = t
+	return in, nil
+}
+
+// Instance returns the indexed instance with the SOP Instance UID.
+func (d *DB) Instance(ctx context.Context, sopInstanceUID string) (bildrum.Instance, error) {
+	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT `+studyCols+`, `+seriesCols+`, `+instanceCols+instanceJoin+` WHERE i.sop_uid = ?`), sopInstanceUID)
+	if err != nil {
+		return bildrum.Instance{}, fmt.Errorf("instance %s: %w", sopInstanceUID, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return bildrum.Instance{}, fmt.Errorf("instance %s: %w", sopInstanceUID, err)
+		}
+		return bildrum.Instance{}, bildrum.Errorf(bildrum.ENOTFOUND, "no instance with SOP Instance UID %s is stored here", sopInstanceUID)
+	}
+	in, err := scanInstance(rows)
+	if err != nil {
+		return in, fmt.Errorf("instance %s: %w", sopInstanceUID, err)
+	}
+	return in, nil
+}
+
+// Instances returns the instances of a study or of one of its series.
+func (d *DB) Instances(ctx context.Context, studyUID, seriesUID string) ([]bildrum.Instance, error) {
+	q := `SELECT ` + studyCols + `, ` + seriesCols + `, ` + instanceCols + instanceJoin + ` WHERE st.study_uid = ?`
+	args := []any{studyUID}
+	if seriesUID != "" {
+		q += ` AND se.series_uid = ?`
+		args = append(args, seriesUID)
+	}
+	rows, err := d.db.QueryContext(ctx, d.rebind(q+` ORDER BY se.id, i.id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("instances of %s: %w", studyUID, err)
+	}
+	defer rows.Close()
+	var out []bildrum.Instance
+	for rows.Next() {
+		in, err := scanInstance(rows)
+		if err != nil {
+			return nil, fmt.Errorf("instances of %s: %w", studyUID, err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("instances of %s: %w", studyUID, err)
+	}
+	if len(out) == 0 {
+		if seriesUID != "" {
+			return nil, bildrum.Errorf(bildrum.ENOTFOUND, "no series %s of study %s is stored here", seriesUID, studyUID)
+		}
+		return nil, bildrum.Errorf(bildrum.ENOTFOUND, "no study %s is stored here", studyUID)
+	}
+	return out, nil
+}
+
+// ObjectReferenced reports whether an indexed instance refers to the blob key.
+func (d *DB) ObjectReferenced(ctx context.Context, key string) (bool, error) {
+	var n int
+	if err := d.db.QueryRowContext(ctx, d.rebind(`SELECT COUNT(*) FROM archive_instances WHERE blob_key = ?`), key).Scan(&n); err != nil {
+		return false, fmt.Errorf("object referenced %s: %w", key, err)
+	}
+	return n > 0, nil
+}
+
+// queryBuilder collects the conditions of a search.
+type queryBuilder struct {
+	d     *DB
+	where []string
+	args  []any
+}
+
+func (b *queryBuilder) add(cond string, args ...any) {
+	b.where = append(b.where, cond)
+	b.args = append(b.args, args...)
+}
+
+// match adds PS3.4 C.2.2.2 single value or wildcard matching of col.
+func (b *queryBuilder) match(col, value string) {
+	switch {
+	case value == "" || strings.Trim(value, "*") == "":
+		// Universal matching.
+	case !strings.ContainsAny(value, "*?"):
+		b.add(col+" = ?", value)
+	case b.d.dialect == sqliteDialect:
+		// GLOB is case-sensitive; [ is its only other special character.
+		// A literal prefix also becomes a range, which the column's index
+		// serves whatever the planner makes of GLOB with a parameter.
+		if prefix := value[:strings.IndexAny(value, "*?")]; prefix != "" {
+			b.add(col+" >= ? AND "+col+" < ?", prefix, prefix+"\U0010FFFF")
+		}
+		b.add(col+" GLOB ?", strings.ReplaceAll(value, "[", "[[]"))
+	default:
+		r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`, `*`, `%`, `?`, `_`)
+		b.add(col+` LIKE ? ESCAPE '\'`, r.Replace(value))
+	}
+}
+
+// in adds list matching of col (PS3.4 C.2.2.2.2).
+func (b *queryBuilder) in(col string, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	if len(values) == 1 {
+		b.add(col+" = ?", values[0])
+		return
+	}
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	b.add(col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", ")+")", args...)
+}
+
+// between adds range matching of col (PS3.4 C.2.2.2.5).
+func (b *queryBuilder) between(col string, r bildrum.Range) {
+	switch {
+	case r.IsZero():
+	case r.From == r.To:
+		b.add(col+" = ?", r.From)
+	case r.From == "":
+		b.add(col+" <> '' AND "+col+" <= ?", r.To)
+	case r.To == "":
+		b.add(col+" >= ?", r.From)
+	default:
+		b.add(col+" BETWEEN ? AND ?", r.From, r.To)
+	}
+}
+
+// studyConds adds the study and patient keys of q, on alias st.
+func (b *queryBuilder) studyConds(q *bildrum.ImageQuery) {
+	b.match("st.patient_id", q.PatientID)
+	b.match("st.patient_name_key", nameKey(q.PatientName))
+	b.between("st.patient_birth_date", q.PatientBirthDate)
+	b.in("st.study_uid", q.StudyInstanceUIDs)
+	b.between("st.study_date", q.StudyDate)
+	b.between("st.study_time", q.StudyTime)
+	b.match("st.accession_number", q.AccessionNumber)
+	b.match("st.study_id", q.StudyID)
+	b.match("st.study_description", q.StudyDescription)
+	b.match("st.referring_key", nameKey(q.ReferringPhysicianName))
+	if len(q.ModalitiesInStudy) > 0 {
+		sub := &queryBuilder{d: b.d}
+		sub.in("m.modality", q.ModalitiesInStudy)
+		// EXISTS, not IN: the study's other keys usually narrow it down
+		// first, and then each study costs one index probe.
+		b.add("EXISTS (SELECT 1 FROM archive_series m WHERE m.study = st.id AND "+strings.Join(sub.where, " AND ")+")", sub.args...)
+	}
+}
+
+// seriesConds adds the series keys of q, on alias se.
+func (b *queryBuilder) seriesConds(q *bildrum.ImageQuery) {
+	b.in("se.series_uid", q.SeriesInstanceUIDs)
+	b.in("se.modality", q.Modalities)
+	b.match("se.series_number", q.SeriesNumber)
+}
+
+// instanceConds adds the instance keys of q, on alias i.
+func (b *queryBuilder) instanceConds(q *bildrum.ImageQuery) {
+	b.in("i.sop_uid", q.SOPInstanceUIDs)
+	b.in("i.sop_class_uid", q.SOPClassUIDs)
+	b.match("i.instance_number", q.InstanceNumber)
+}
+
+func (b *queryBuilder) sql() string {
+	if len(b.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(b.where, " AND ")
+}
+
+// page returns the LIMIT and OFFSET of q, asking one row more than the
+// limit to learn whether more matches exist.
+func page(q *bildrum.ImageQuery) (string, []any) {
+	limit := q.Limit
+	if limit <= 0 || limit > bildrum.MaxQueryLimit {
+		limit = bildrum.MaxQueryLimit
+	}
+	return ` LIMIT ? OFFSET ?`, []any{limit + 1, max(q.Offset, 0)}
+}
+
+func trimPage[T any](out []T, q *bildrum.ImageQuery) ([]T, bool) {
+	limit := q.Limit
+	if limit <= 0 || limit > bildrum.MaxQueryLimit {
+		limit = bildrum.MaxQueryLimit
+	}
+	if len(out) > limit {
+		return out[:limit], true
+	}
+	return out, false
+}
+
+func hasSeriesKeys(q *bildrum.ImageQuery) bool {
+	return len(q.SeriesInstanceUIDs) > 0 || len(q.Modalities) > 0 || strings.Trim(q.SeriesNumber, "*") != ""
+}
+
+func hasInstanceKeys(q *bildrum.ImageQuery) bool {
+	return len(q.SOPInstanceUIDs) > 0 || len(q.SOPClassUIDs) > 0 || strings.Trim(q.InstanceNumber, "*") != ""
+}
+
+// SearchStudies returns the studies matching q.
+func (d *DB) SearchStudies(ctx context.Context, q bildrum.ImageQuery) ([]bildrum.Study, bool, error) {
+	b := &queryBuilder{d: d}
+	b.studyConds(&q)
+	if hasSeriesKeys(&q) {
+		sub := &queryBuilder{d: d}
+		sub.seriesConds(&q)
+		b.add("EXISTS (SELECT 1 FROM archive_series se WHERE se.study = st.id AND "+strings.Join(sub.where, " AND ")+")", sub.args...)
+	}
+	if hasInstanceKeys(&q) {
+		sub := &queryBuilder{d: d}
+		sub.instanceConds(&q)
+		b.add("EXISTS (SELECT 1 FROM archive_instances i WHERE i.study = st.id AND "+strings.Join(sub.where, " AND ")+")", sub.args...)
+	}
+	limit, largs := page(&q)
+	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT `+studyCols+` FROM archive_studies st`+b.sql()+` ORDER BY st.id`+limit), append(b.args, largs...)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("search studies: %w", err)
+	}
+	defer rows.Close()
+	var out []bildrum.Study
+	for rows.Next() {
+		var s bildrum.Study
+		var mods string
+		if err := rows.Scan(studyDest(&s, &mods)...); err != nil {
+			return nil, false, fmt.Errorf("search studies: %w", err)
+		}
+		s.ModalitiesInStudy = splitModalities(mods)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("search studies: %w", err)
+	}
+	out, more := trimPage(out, &q)
+	return out, more, nil
+}
+
+// SearchSeries returns the series matching q, with their studies.
+func (d *DB) SearchSeries(ctx context.Context, q bildrum.ImageQuery) ([]bildrum.SeriesMatch, bool, error) {
+	b := &queryBuilder{d: d}
+	b.studyConds(&q)
+	b.seriesConds(&q)
+	if hasInstanceKeys(&q) {
+		sub := &queryBuilder{d: d}
+		sub.instanceConds(&q)
+		b.add("EXISTS (SELECT 1 FROM archive_instances i WHERE i.series = se.id AND "+strings.Join(sub.where, " AND ")+")", sub.args...)
+	}
+	limit, largs := page(&q)
+	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT `+studyCols+`, `+seriesCols+
+		` FROM archive_series se JOIN archive_studies st ON st.id = se.study`+b.sql()+` ORDER BY se.id`+limit), append(b.args, largs...)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("search series: %w", err)
+	}
+	defer rows.Close()
+	var out []bildrum.SeriesMatch
+	for rows.Next() {
+		var m bildrum.SeriesMatch
+		var mods string
+		if err := rows.Scan(append(studyDest(&m.Study, &mods), seriesDest(&m.Series)...)...); err != nil {
+			return nil, false, fmt.Errorf("search series: %w", err)
+		}
+		m.Study.ModalitiesInStudy = splitModalities(mods)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("search series: %w", err)
+	}
+	out, more := trimPage(out, &q)
+	return out, more, nil
+}
+
+// SearchInstances returns the instances matching q, with their series and studies.
+func (d *DB) SearchInstances(ctx context.Context, q bildrum.ImageQuery) ([]bildrum.Instance, bool, error) {
+	b := &queryBuilder{d: d}
+	b.studyConds(&q)
+	b.seriesConds(&q)
+	b.instanceConds(&q)
+	limit, largs := page(&q)
+	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT `+studyCols+`, `+seriesCols+`, `+instanceCols+instanceJoin+b.sql()+` ORDER BY i.id`+limit),
+		append(b.args, largs...)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("search instances: %w", err)
+	}
+	defer rows.Close()
+	var out []bildrum.Instance
+	for rows.Next() {
+		in, err := scanInstance(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("search instances: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("search instances: %w", err)
+	}
+	out, more := trimPage(out, &q)
+	return out, more, nil
+}
