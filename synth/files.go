@@ -1,9 +1,7 @@
 package synth
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/register"
 )
 
 // MetadataFile is the name of the metadata file WriteFiles writes.
@@ -21,8 +20,8 @@ const MetadataFile = "metadata.json"
 func RegisterFile(region string) string { return "register-" + region + ".csv" }
 
 // WriteFiles generates the population of cfg into dir, which it creates if
-// needed: one register CSV per region (RegisterFile, columns of
-// EpisodeCSVHeader) and MetadataFile, replacing files of those names.
+// needed: one register CSV per region (RegisterFile, in the format of
+// register.WriteCSV) and MetadataFile, replacing files of those names.
 // Files of regions not in cfg are left alone.
 //
 // The files are written to a temporary directory inside dir and renamed into
@@ -94,15 +93,14 @@ func writeRegisters(ctx context.Context, p plan, dir string, progress func(done,
 		onDone = func() { done++; progress(done, total) }
 	}
 	return p.run(ctx, func(e bildrum.ScreeningEpisode) error {
-		return writers[e.Region].w.Write(EpisodeCSVRecord(e))
+		return writers[e.Region].w.Write(e)
 	}, onDone)
 }
 
 // csvFile is a register file being written.
 type csvFile struct {
-	f   *os.File
-	buf *bufio.Writer
-	w   *csv.Writer
+	f *os.File
+	w *register.CSVWriter
 }
 
 // createCSV creates the file and writes the header.
@@ -111,22 +109,17 @@ func createCSV(name string) (*csvFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
-	buf := bufio.NewWriterSize(f, 1<<16)
-	c := &csvFile{f: f, buf: buf, w: csv.NewWriter(buf)}
-	if err := c.w.Write(EpisodeCSVHeader()); err != nil {
-		c.f.Close()
+	w, err := register.NewCSVWriter(f)
+	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("synth: %w", err)
 	}
-	return c, nil
+	return &csvFile{f: f, w: w}, nil
 }
 
 // close flushes, syncs and closes the file.
 func (c *csvFile) close() error {
-	c.w.Flush()
-	err := c.w.Error()
-	if err == nil {
-		err = c.buf.Flush()
-	}
+	err := c.w.Flush()
 	if err == nil {
 		err = c.f.Sync()
 	}
