@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/bildrum/bildrum"
@@ -21,6 +22,8 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg               synth.Config
 		regions, from, to string
 		out, dsn          string
+		images            int
+		imageOpt          synth.ImageOptions
 	)
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed: the same seed gives the same population")
 	fs.StringVar(&regions, "regions", "01,12,14", "comma-separated county codes of the regions to populate")
@@ -29,11 +32,26 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Generate, "generate", 0, "add this many generated (non-official) numbers, for benchmarks only: such data must never leave the machine")
 	fs.StringVar(&out, "out", "", "write register-RR.csv per region and metadata.json into this directory")
 	fs.StringVar(&dsn, "db", "", "write the rows straight into this node database (SQLite file or postgres:// URL); needs exactly one region")
+	fs.IntVar(&images, "images", 0, "with -out: also write the four-view mammograms (DICOM) of up to this many examinations into DIR/images/RR/STUDY-UID/VIEW.dcm")
+	fs.IntVar(&imageOpt.Width, "image-width", 0, "image width in pixels, 64 to 3328 (the height follows); 0 for the full detector, 3328 × 4096 pixels, about 27 MB an image")
+	fs.BoolVar(&imageOpt.ForProcessing, "for-processing", false, "write For Processing (raw) images instead of For Presentation ones")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if (out == "") == (dsn == "") {
 		return usageError{"synth: give either -out DIR (files) or -db DSN (a node's database)"}
+	}
+	if images < 0 {
+		return usageError{"synth: -images: want the number of examinations to image, 0 or more"}
+	}
+	if images > 0 && out == "" {
+		return usageError{"synth: -images writes files: give -out DIR instead of -db"}
+	}
+	if images == 0 && imageOpt != (synth.ImageOptions{}) {
+		return usageError{"synth: -image-width and -for-processing shape the images of -images N: give -images too"}
+	}
+	if w := imageOpt.Width; w != 0 && (w < synth.MinWidth || w > synth.FullWidth) {
+		return usageError{fmt.Sprintf("synth: -image-width %d: want 0 (full size) or %d to %d pixels", w, synth.MinWidth, synth.FullWidth)}
 	}
 	cfg.Regions = strings.Split(regions, ",")
 	var err error
@@ -68,6 +86,34 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if meta.Synthetic {
 		fmt.Fprintf(stdout, "note: %d generated numbers that may belong to real people: keep this data set on this machine\n", meta.GeneratedNumbers)
 	}
+	if images > 0 {
+		return synthImages(ctx, cfg, out, imageOpt, images, stdout, stderr)
+	}
+	return nil
+}
+
+// synthImages writes the mammograms of up to n examinations under out.
+func synthImages(ctx context.Context, cfg synth.Config, out string, opt synth.ImageOptions, n int, stdout, stderr io.Writer) error {
+	var bar *progress
+	done := 0
+	exams, err := synth.WriteImages(ctx, cfg, out, opt, n, func(d, total int) {
+		if bar == nil {
+			bar = newProgress(stderr, total, "synthetic examinations")
+		}
+		bar.Add(d - done)
+		done = d
+	})
+	if err != nil {
+		return err
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	kind := "for presentation"
+	if opt.ForProcessing {
+		kind = "for processing"
+	}
+	fmt.Fprintf(stdout, "images: %d examinations, %d mammograms (%s) in %s\n", exams, 4*exams, kind, filepath.Join(out, synth.ImagesDir))
 	return nil
 }
 

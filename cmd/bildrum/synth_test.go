@@ -73,6 +73,41 @@ func TestSynthCommandWritesANodeDatabase(t *testing.T) {
 	}
 }
 
+func TestSynthCommandWritesImages(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"synth", "-out", dir, "-regions", "12,14", "-images", "3", "-image-width", "64", "-for-processing"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("bildrum %v: exit %d, stderr %s", args, code, stderr.String())
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "images", "*", "*", "*.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 12 {
+		t.Errorf("%d image files %v, want the four views of 3 examinations", len(files), files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A PS3.10 file, For Processing.
+		if len(b) < 132 || string(b[128:132]) != "DICM" || !bytes.Contains(b, []byte("1.2.840.10008.5.1.4.1.1.1.2.1")) {
+			t.Errorf("%s is not a For Processing mammogram", f)
+		}
+	}
+	if want := "images: 3 examinations, 12 mammograms (for processing)"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	if !strings.Contains(stderr.String(), "synthetic examinations") {
+		t.Errorf("no image progress on stderr: %q", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "register-12.csv")); err != nil {
+		t.Errorf("the register is not written with the images: %v", err)
+	}
+}
+
 func TestSynthCommandBadInput(t *testing.T) {
 	tests := []struct {
 		args     []string
@@ -84,6 +119,10 @@ func TestSynthCommandBadInput(t *testing.T) {
 		{[]string{"synth", "-out", t.TempDir(), "-regions", "99"}, exitError, "unknown region"},
 		{[]string{"synth", "-out", t.TempDir(), "-from", "2020-02-30"}, exitUsage, "want YYYY-MM-DD"},
 		{[]string{"synth", "-db", filepath.Join(t.TempDir(), "x.db"), "-regions", "01,12"}, exitUsage, "exactly one region"},
+		{[]string{"synth", "-db", filepath.Join(t.TempDir(), "x.db"), "-regions", "12", "-images", "2"}, exitUsage, "-images writes files"},
+		{[]string{"synth", "-out", t.TempDir(), "-images", "-1"}, exitUsage, "-images: want"},
+		{[]string{"synth", "-out", t.TempDir(), "-images", "1", "-image-width", "10"}, exitUsage, "-image-width 10"},
+		{[]string{"synth", "-out", t.TempDir(), "-for-processing"}, exitUsage, "give -images too"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
