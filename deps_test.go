@@ -19,16 +19,18 @@ const module = "github.com/bildrum/bildrum"
 var allowedSiblings = map[string][]string{
 	"archive":    {},
 	"auth":       {"problem"},
+	"bench":      {},
 	"dicomweb":   {"archive", "auth", "problem"},
 	"federation": {"auth", "problem"},
-	"web":        {"auth", "problem", "consent"},
+	"web":        {"auth", "problem", "consent", "register", "quality"},
 	"consent":    {},
 	"sqlstore":   {},
 	"synth":      {"register"},
 	"register":   {},
 	"problem":    {},
 	"quality":    {},
-	"tlog":       {},
+	"query":      {},
+	"tlog":       {"problem"},
 	"docs":       {},
 }
 

@@ -63,6 +63,24 @@ func Write(w http.ResponseWriter, r *http.Request, status int, code, detail stri
 	})
 }
 
+// WriteExtended answers with problem details carrying extension members
+// (RFC 9457 §3.2), such as the list of bad rows of an import.
+func WriteExtended(w http.ResponseWriter, r *http.Request, status int, code, detail string, ext map[string]any) {
+	body := map[string]any{
+		"type": "about:blank", "title": http.StatusText(status), "status": status,
+		"detail": detail, "instance": r.URL.Path, "code": code,
+	}
+	for k, v := range ext {
+		if _, taken := body[k]; !taken {
+			body[k] = v
+		}
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
 // Error answers with the problem details of err. Internal errors are logged
 // with the request and shown only as a generic message.
 func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {

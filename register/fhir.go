@@ -34,17 +34,16 @@ const (
 
 // Code systems and base URLs.
 const (
-	fhirBase                 = "https://bildrum.se/fhir"
-	structureDefinitionBase  = fhirBase + "/StructureDefinition/"
-	codeSystemReading        = fhirBase + "/CodeSystem/reading"
-	codeSystemScreenResult   = fhirBase + "/CodeSystem/screening-result"
-	codeSystemOutcome        = fhirBase + "/CodeSystem/outcome"
-	codeSystemAssessmentProc = fhirBase + "/CodeSystem/assessment-procedure"
-	systemSNOMED             = "http://snomed.info/sct"
-	systemLOINC              = "http://loinc.org"
-	systemDCM                = "http://dicom.nema.org/resources/ontology/DCM"
-	systemUCUM               = "http://unitsofmeasure.org"
-	systemObsCategory        = "http://terminology.hl7.org/CodeSystem/observation-category"
+	fhirBase                = "https://bildrum.se/fhir"
+	structureDefinitionBase = fhirBase + "/StructureDefinition/"
+	codeSystemReading       = fhirBase + "/CodeSystem/reading"
+	codeSystemScreenResult  = fhirBase + "/CodeSystem/screening-result"
+	codeSystemOutcome       = fhirBase + "/CodeSystem/outcome"
+	systemSNOMED            = "http://snomed.info/sct"
+	systemLOINC             = "http://loinc.org"
+	systemDCM               = "http://dicom.nema.org/resources/ontology/DCM"
+	systemUCUM              = "http://unitsofmeasure.org"
+	systemObsCategory       = "http://terminology.hl7.org/CodeSystem/observation-category"
 )
 
 // The bildrum extensions, each defined by the CSV column of the same

@@ -34,7 +34,7 @@ type Store interface {
 // Defaults of Options.
 const (
 	DefaultMaxErrors = 100
-	DefaultMaxBytes  = 64 << 20 // 64 MiB: a Bundle of some 20,000 episodes
+	DefaultMaxBytes  = 64 << 20 // 64 MiB: some 10,000 episodes in the form of MarshalBundle
 )
 
 // Options say whose register an import writes to and how it reports.

@@ -150,6 +150,11 @@ func (d *DB) openError(err error) error {
 // records them. The first migration of every part writes its name into
 // bildrum_meta, so a hub database is never opened as a node's or the reverse.
 func (d *DB) migrate(ctx context.Context) error {
+	// A database of another part is refused before anything is applied to it.
+	var existing string
+	if err := d.db.QueryRowContext(ctx, `SELECT value FROM bildrum_meta WHERE key = 'part'`).Scan(&existing); err == nil && existing != string(d.part) {
+		return bildrum.Errorf(bildrum.EINVALID, "database %s belongs to a %s, not a %s: give each part its own database", d.where, existing, d.part)
+	}
 	create := `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`
 	if _, err := d.db.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)

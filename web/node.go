@@ -23,13 +23,24 @@ type Node struct {
 	// Consent decides from the node's replica of the consent register.
 	Consent *consent.Checker
 
-	page *template.Template
+	// Demo are personas offered for one-click sign-in (demo only).
+	Demo []DemoPersona
+
+	page, rows, studies, viewer *template.Template
 }
 
 // Routes adds the node's routes to mux.
 func (n *Node) Routes(mux *http.ServeMux) {
 	n.page = parse("node.html")
+	n.rows = parse("rows.html")
+	n.studies = parse("studies.html")
+	n.viewer = parse("viewer.html")
+	mux.HandleFunc("GET /studies", n.studiesPage)
+	mux.HandleFunc("GET /viewer", n.viewerPage)
 	mux.HandleFunc("GET /{$}", n.regionPage)
+	mux.HandleFunc("GET /exams", n.rowsPage)
+	mux.HandleFunc("POST /api/v1/register/import", n.Auth.Require(n.importAPI, bildrum.RoleStaff))
+	(&Sessions{Auth: n.Auth, Log: n.Log, Demo: n.Demo, Landing: "/exams"}).Routes(mux)
 	mux.HandleFunc("GET /api/v1/status", n.Auth.Require(n.statusAPI))
 	mux.HandleFunc("GET /api/v1/exams", n.Auth.Require(n.examsAPI, bildrum.RoleStaff))
 	mux.HandleFunc("GET /api/v1/me", n.Auth.Require(me))
@@ -81,17 +92,20 @@ type examsPage struct {
 	Rows   []bildrum.ScreeningEpisode `json:"rows"`
 }
 
-// examsAPI lists the region's register rows to its own screening staff.
+// examsAPI lists the region's register rows to its own screening staff,
+// as JSON pages or (?format=csv) the whole selection in the import format.
 func (n *Node) examsAPI(w http.ResponseWriter, r *http.Request) {
-	p, _ := bildrum.PrincipalFrom(r.Context())
-	if p.Region != n.Region.Code {
-		problem.Error(w, r, n.Log, bildrum.Errorf(bildrum.EFORBIDDEN,
-			"register rows of region %s are for that region's staff; %s works for region %s and sees other regions only as indicators at the hub", n.Region.Code, p.Name, p.Region))
+	p, ok := n.ownRegion(w, r)
+	if !ok {
 		return
 	}
 	f, err := episodeFilter(r)
 	if err != nil {
 		problem.Error(w, r, n.Log, err)
+		return
+	}
+	if wantsCSV(r) {
+		n.exportCSV(w, r, f)
 		return
 	}
 	rows, total, err := n.Register.ListEpisodes(r.Context(), f)

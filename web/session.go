@@ -28,6 +28,9 @@ type Sessions struct {
 	Log  *slog.Logger
 	// Demo are the personas offered for one-click sign-in (demo only).
 	Demo []DemoPersona
+	// Landing is where a signed-in user goes when no page was asked for
+	// (default: by role, see landing).
+	Landing string
 
 	page *template.Template
 }
@@ -68,6 +71,9 @@ func (s *Sessions) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	next := safeNext(r.FormValue("next"))
 	if next == "" {
+		next = s.Landing
+	}
+	if next == "" {
 		next = landing(p.Role)
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -83,6 +89,8 @@ func landing(role bildrum.Role) string {
 	switch role {
 	case bildrum.RoleCitizen:
 		return "/me"
+	case bildrum.RoleQuality, bildrum.RoleStaff:
+		return "/quality"
 	}
 	return "/"
 }

@@ -9,7 +9,8 @@ import (
 
 // BenchmarkDemoStart measures `bildrum demo` start-up until every part
 // listens and endpoints.json is written: from an empty data directory (the
-// synthetic registers are built) and from one that holds them already.
+// synthetic registers and the default 200 examinations of mammograms per
+// region are built) and from one that holds them already.
 func BenchmarkDemoStart(b *testing.B) {
 	start := func(b *testing.B, dir string) {
 		d := NewDemo(DemoConfig{DataDir: dir, Addr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Progress: io.Discard})

@@ -38,7 +38,7 @@ func TestBinaryDemoServesAndStopsOnSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := bildrumCommand(t, "demo", "-data", dir, "-addr", "127.0.0.1:0")
+			cmd := bildrumCommand(t, "demo", "-images", "2", "-data", dir, "-addr", "127.0.0.1:0")
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

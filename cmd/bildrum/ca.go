@@ -121,18 +121,11 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return bildrum.Errorf(bildrum.EINVALID, "certificate request %s: %v", *csr, err)
 		}
-		req, err := federation.ParseRequest(b)
+		id, err := signRequest(ca, b, *days, *out)
 		if err != nil {
 			return err
 		}
-		certPEM, err := ca.Sign(req, time.Duration(*days)*24*time.Hour)
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(*out, certPEM, 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "Certified %s for %d days: %s\n", req.Identity, *days, *out)
+		fmt.Fprintf(stdout, "Certified %s for %d days: %s\n", id, *days, *out)
 		return nil
 	case "issue":
 		id, err := identity()
@@ -156,18 +149,10 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		req, err := federation.ParseRequest(reqPEM)
-		if err != nil {
-			return err
-		}
-		certPEM, err := ca.Sign(req, time.Duration(*days)*24*time.Hour)
-		if err != nil {
+		if _, err := signRequest(ca, reqPEM, *days, filepath.Join(*out, "part.crt")); err != nil {
 			return err
 		}
 		if err := federation.WriteKey(filepath.Join(*out, "part.key"), key); err != nil {
-			return err
-		}
-		if err := writeFileAtomic(filepath.Join(*out, "part.crt"), certPEM, 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "Issued %s into %s. The key was made on this machine: move it to the part's machine over a secure channel, or prefer 'ca request' there.\n", id, *out)
@@ -215,6 +200,20 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, caUsage)
 	return usageError{fmt.Sprintf("ca: unknown subcommand %q", sub)}
+}
+
+// signRequest certifies a PEM request for days and writes the certificate
+// to out.
+func signRequest(ca *federation.CA, reqPEM []byte, days int, out string) (federation.Identity, error) {
+	req, err := federation.ParseRequest(reqPEM)
+	if err != nil {
+		return federation.Identity{}, err
+	}
+	certPEM, err := ca.Sign(req, time.Duration(days)*24*time.Hour)
+	if err != nil {
+		return federation.Identity{}, err
+	}
+	return req.Identity, writeFileAtomic(out, certPEM, 0o644)
 }
 
 func splitList(s string) []string {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bildrum/bildrum"
@@ -40,6 +41,9 @@ type DemoConfig struct {
 	Seed int64
 	// Regions are the demo's nodes. Default 01 Stockholm, 12 Skåne, 14 Västra Götaland.
 	Regions []string
+	// Images is how many of each region's latest examinations get
+	// synthetic mammograms on first start. Default 200; -1 for none.
+	Images int
 	// Log receives the parts' logs. Default: text to stderr.
 	Log *slog.Logger
 	// Progress receives the progress bars of the first build. Default: stderr.
@@ -67,6 +71,7 @@ type NodeEndpoints struct {
 	Name       string `json:"name"`
 	Web        string `json:"web"`
 	API        string `json:"api"`
+	DICOMweb   string `json:"dicomweb"`   // PS3.18 base URL, for region staff and radiologists
 	Federation string `json:"federation"` // mutual TLS: federation certificates only
 }
 
@@ -95,6 +100,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory (default: bildrum/demo in the user cache directory)")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "hub web address; nodes take the next ports; port 0 picks free ports")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the synthetic population built on first start")
+	fs.IntVar(&cfg.Images, "images", 200, "examinations per region that get synthetic mammograms on first start (-1: none)")
 	writeConfig := fs.String("write-config", "", "write the CA, certificates and configuration files of the demo's hub and nodes into `DIR` for starting each as its own process, and exit")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -123,6 +129,11 @@ func NewDemo(cfg DemoConfig) *Demo {
 	}
 	if len(cfg.Regions) == 0 {
 		cfg.Regions = []string{"01", "12", "14"}
+	}
+	if cfg.Images == 0 {
+		cfg.Images = 200
+	} else if cfg.Images < 0 {
+		cfg.Images = 0
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -217,13 +228,13 @@ func (d *Demo) prepare(dir, hubWeb string, nodeWeb, nodeFed []string) (demoFiles
 		Personas: personas,
 	}}
 	f.hub = HubConfig{Name: "SE", Database: filepath.Join(dir, "hub.db"), WebAddr: hubWeb, TLS: certs["hub"], Credentials: credPath, NodeTimeout: "2s", DemoPersonas: personasPath}
-	synthetic := &SyntheticConfig{Seed: d.cfg.Seed, Regions: d.cfg.Regions}
+	synthetic := &SyntheticConfig{Seed: d.cfg.Seed, Regions: d.cfg.Regions, Images: d.cfg.Images, ImageWidth: 256}
 	for i, region := range d.cfg.Regions {
 		reg, _ := bildrum.RegionByCode(region)
 		nc := NodeConfig{Region: region, Database: filepath.Join(dir, "node-"+region+".db"), WebAddr: nodeWeb[i], FederationAddr: nodeFed[i],
-			TLS: certs[region], HubWeb: hubURL, Credentials: credPath, Synthetic: synthetic}
+			TLS: certs[region], HubWeb: hubURL, Credentials: credPath, Synthetic: synthetic, DemoPersonas: personasPath}
 		f.nodes = append(f.nodes, nc)
-		ne := NodeEndpoints{Region: region, Name: reg.Name, Web: "http://" + nodeWeb[i], API: "http://" + nodeWeb[i] + "/api/v1", Federation: "https://" + nodeFed[i] + "/federation/v1"}
+		ne := NodeEndpoints{Region: region, Name: reg.Name, Web: "http://" + nodeWeb[i], API: "http://" + nodeWeb[i] + "/api/v1", DICOMweb: "http://" + nodeWeb[i] + "/dicomweb", Federation: "https://" + nodeFed[i] + "/federation/v1"}
 		f.endpoints.Nodes = append(f.endpoints.Nodes, ne)
 		f.hub.Nodes = append(f.hub.Nodes, NodeEntry{Region: region, Federation: ne.Federation, Web: ne.Web})
 	}
@@ -283,15 +294,30 @@ func (d *Demo) Start(ctx context.Context) error {
 		closeAll()
 		return err
 	}
+	// The nodes are independent: they open, and build their data on first
+	// start, in parallel, sharing one progress bar.
+	group := newProgressGroup(d.cfg.Progress, "building the demo's synthetic data")
+	nodes := make([]*Node, len(files.nodes))
+	errs := make([]error, len(files.nodes))
+	var wg sync.WaitGroup
 	for i, nc := range files.nodes {
-		n, err := OpenNode(ctx, nc, d.log, d.cfg.Progress, webLs[i], fedLs[i])
-		if err != nil {
-			for _, l := range append(append([]net.Listener{hubL}, webLs[i+1:]...), fedLs[i+1:]...) {
-				l.Close()
-			}
-			return err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i], errs[i] = OpenNode(ctx, nc, d.log, group.phase, webLs[i], fedLs[i])
+		}()
+	}
+	wg.Wait()
+	for i, n := range nodes {
+		if n != nil {
+			d.nodes = append(d.nodes, n)
+		} else if err == nil {
+			err = errs[i]
 		}
-		d.nodes = append(d.nodes, n)
+	}
+	if err != nil {
+		hubL.Close()
+		return err
 	}
 	if d.hub, err = OpenHub(ctx, files.hub, d.log, hubL); err != nil {
 		return err
@@ -374,6 +400,8 @@ func (d *Demo) Close() error {
 // demoLinks are what exists so far, for the hub's first page.
 func demoLinks(e Endpoints) []web.Link {
 	links := []web.Link{
+		{Title: "Quality indicators, region by region", URL: "/quality", Note: "funnel plots and trends against the EU guidelines; sign in as quality or a region's staff"},
+		{Title: "Mina data", URL: "/me", Note: "a woman's own choices about her data; sign in as the citizen"},
 		{Title: "Federation overview (JSON)", URL: "/api/v1/federation", Note: "needs a bearer token from endpoints.json"},
 		{Title: "API description (OpenAPI 3.1)", URL: "/openapi.yaml"},
 	}

@@ -19,11 +19,15 @@ import (
 	"github.com/bildrum/bildrum/sqlstore"
 )
 
+// testImages is how many examinations per region get synthetic mammograms
+// in test demos: enough to exercise the archive, few enough to start fast.
+const testImages = 3
+
 // startDemo starts a demo on free loopback ports with its data in dir and
 // stops it when the test ends.
 func startDemo(t *testing.T, dir string) *Demo {
 	t.Helper()
-	d := NewDemo(DemoConfig{DataDir: dir, Addr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Progress: io.Discard})
+	d := NewDemo(DemoConfig{DataDir: dir, Addr: "127.0.0.1:0", Images: testImages, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Progress: io.Discard})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := d.Start(ctx); err != nil {
 		cancel()
@@ -234,7 +238,7 @@ func TestDemoOverviewMatchesTheNodes(t *testing.T) {
 
 func TestDemoRestartKeepsDataAndTokens(t *testing.T) {
 	dir := t.TempDir()
-	first := NewDemo(DemoConfig{DataDir: dir, Addr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Progress: io.Discard})
+	first := NewDemo(DemoConfig{DataDir: dir, Addr: "127.0.0.1:0", Images: testImages, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Progress: io.Discard})
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -291,8 +295,8 @@ func TestDemoBadInput(t *testing.T) {
 		{"bad address", []string{"demo", "-data", t.TempDir(), "-addr", "localhost"}, exitUsage, "want HOST:PORT", ""},
 		{"data dir is a file", []string{"demo", "-data", filepath.Join(notADir, "sub")}, exitError, "cannot create data directory", ""},
 		{"port in use", []string{"demo", "-data", t.TempDir(), "-addr", busy.Addr().String()}, exitError, "is in use by another program", ""},
-		{"corrupt database", []string{"demo", "-data", corruptDir, "-addr", "127.0.0.1:0"}, exitError, "is corrupt or not a bildrum database", corruptDir},
-		{"database of another part", []string{"demo", "-data", hubOnly, "-addr", "127.0.0.1:0"}, exitError, "belongs to a hub, not a node", hubOnly},
+		{"corrupt database", []string{"demo", "-images", "1", "-data", corruptDir, "-addr", "127.0.0.1:0"}, exitError, "is corrupt or not a bildrum database", corruptDir},
+		{"database of another part", []string{"demo", "-images", "1", "-data", hubOnly, "-addr", "127.0.0.1:0"}, exitError, "belongs to a hub, not a node", hubOnly},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,7 +107,7 @@ func TestSeparateProcesses(t *testing.T) {
 	dir := t.TempDir()
 	base := freeBase(t, 14)
 	var stdout, stderr strings.Builder
-	if code := run(t.Context(), []string{"demo", "-write-config", dir, "-addr", fmt.Sprintf("127.0.0.1:%d", base)}, &stdout, &stderr); code != exitOK {
+	if code := run(t.Context(), []string{"demo", "-images", "2", "-write-config", dir, "-addr", fmt.Sprintf("127.0.0.1:%d", base)}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("demo -write-config: exit %d: %s", code, stderr.String())
 	}
 	var e Endpoints

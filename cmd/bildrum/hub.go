@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +14,7 @@ import (
 	"github.com/bildrum/bildrum/auth"
 	"github.com/bildrum/bildrum/docs"
 	"github.com/bildrum/bildrum/federation"
+	"github.com/bildrum/bildrum/quality"
 	"github.com/bildrum/bildrum/sqlstore"
 	"github.com/bildrum/bildrum/web"
 )
@@ -201,6 +202,28 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	}
 	(&web.Sessions{Auth: authn, Log: h.log, Demo: demo}).Routes(mux)
 	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log}).Routes(mux)
+	targets, err := quality.DefaultTargets()
+	if err != nil {
+		return nil, err
+	}
+	(&web.Quality{Targets: targets, Auth: authn, Log: h.log, Indicators: func(ctx context.Context, period string) ([]web.RegionIndicators, error) {
+		results, err := fed.Indicators(ctx, period)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]web.RegionIndicators, 0, len(results))
+		for _, r := range results {
+			reg, _ := bildrum.RegionByCode(r.Region)
+			ri := web.RegionIndicators{RegionAnswer: r.RegionAnswer, Name: reg.Name}
+			if r.Status == bildrum.AnswerOK {
+				if err := json.Unmarshal(r.Value, &ri.Reports); err != nil {
+					ri.Status, ri.Reason = bildrum.AnswerRefused, "its indicators could not be read: "+err.Error()
+				}
+			}
+			out = append(out, ri)
+		}
+		return out, nil
+	}}).Routes(mux)
 	(&web.Hub{Federation: fed, Auth: authn, Log: h.log, OpenAPI: docs.OpenAPI, Links: cfg.Links}).Routes(mux)
 	h.servers = []server{newHTTPServer(mux, webL, nil, h.log)}
 	if len(trusts) > 0 {
@@ -250,19 +273,11 @@ func (h *Hub) Close() error {
 }
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-	path := fs.String("config", "", "hub configuration file (JSON, see docs/deploy.md)")
-	if err := parseFlags(fs, args, stdout); err != nil {
-		return err
-	}
-	if *path == "" {
-		return usageError{"hub: give the configuration with -config FILE (see docs/deploy.md; 'bildrum demo -write-config DIR' writes examples)"}
-	}
 	var cfg HubConfig
-	if err := readConfig(*path, &cfg); err != nil {
+	log, err := partConfig("hub", args, stdout, stderr, &cfg)
+	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	h, err := OpenHub(ctx, cfg, log, nil)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ Usage:
   bildrum node  -config FILE                    run a region's node
   bildrum ca    init|request|sign|issue|list|revoke   the federation's certificate authority
   bildrum synth [-out DIR | -db DSN] [flags]     write a synthetic screening population
+  bildrum import -db DSN -region RR [-format csv|fhir] FILE   import a register file into a node's database
   bildrum version                                print the version
 
 Run 'bildrum COMMAND -h' for a command's flags.
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "synth":
 		err = runSynth(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = runImport(ctx, args[1:], stdout, stderr)
 	case "hub":
 		err = runHub(ctx, args[1:], stdout, stderr)
 	case "node":

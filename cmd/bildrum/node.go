@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/archive"
 	"github.com/bildrum/bildrum/auth"
 	"github.com/bildrum/bildrum/consent"
+	"github.com/bildrum/bildrum/dicomweb"
 	"github.com/bildrum/bildrum/docs"
 	"github.com/bildrum/bildrum/federation"
+	"github.com/bildrum/bildrum/quality"
 	"github.com/bildrum/bildrum/sqlstore"
 	"github.com/bildrum/bildrum/synth"
 	"github.com/bildrum/bildrum/web"
@@ -34,6 +40,10 @@ type NodeConfig struct {
 	// FederationAddr is where the hub calls the node over mutual TLS,
 	// e.g. "0.0.0.0:8443".
 	FederationAddr string `json:"federation_addr"`
+	// Blobs is where the node keeps DICOM objects, byte for byte: a
+	// directory path (or file:///dir). Default: a directory beside a SQLite
+	// database ("node-12.db" → "node-12.blobs"); required with PostgreSQL.
+	Blobs string `json:"blobs,omitempty"`
 	// TLS names the node's federation certificate, key, the federation CA
 	// and its revocation list (bildrum ca).
 	TLS federation.TLSFiles `json:"tls"`
@@ -42,6 +52,13 @@ type NodeConfig struct {
 	// Credentials is a file of the bearer credentials (token hashes) the
 	// node accepts, loaded at every start. Optional.
 	Credentials string `json:"credentials,omitempty"`
+	// SmallCellThreshold is the smallest count a node releases outside its
+	// region: a numerator or denominator below it reads "fewer than N".
+	// Default 10; never below 5.
+	SmallCellThreshold int `json:"small_cell_threshold,omitempty"`
+	// DemoPersonas is a file of demo users with tokens for one-click
+	// sign-in (as for the hub); demo federations only. Optional.
+	DemoPersonas string `json:"demo_personas,omitempty"`
 	// ConsentMaxAge bounds the age of the node's copy of the consent
 	// register for secondary use, as a Go duration. Default "10m".
 	ConsentMaxAge string `json:"consent_max_age,omitempty"`
@@ -56,6 +73,12 @@ type NodeConfig struct {
 type SyntheticConfig struct {
 	Seed    int64    `json:"seed"`
 	Regions []string `json:"regions"`
+	// Images is how many of the region's latest examinations get synthetic
+	// mammograms (four views each) in an empty archive. Default 0.
+	Images int `json:"images,omitempty"`
+	// ImageWidth is the images' width in pixels (64 to 3328; the height
+	// follows the detector's shape). Default 256.
+	ImageWidth int `json:"image_width,omitempty"`
 }
 
 // check says what is wrong with a configuration, in words to act on.
@@ -68,6 +91,11 @@ func (c NodeConfig) check() error {
 			return bildrum.Errorf(bildrum.EINVALID, "node configuration: consent_max_age %q: want a duration such as \"10m\"", c.ConsentMaxAge)
 		}
 	}
+	if c.SmallCellThreshold != 0 {
+		if err := quality.CheckThreshold(c.SmallCellThreshold); err != nil {
+			return bildrum.Errorf(bildrum.EINVALID, "node configuration: small_cell_threshold: %s", bildrum.ErrorMessage(err))
+		}
+	}
 	if c.WebAddr == "" || c.FederationAddr == "" {
 		return bildrum.Errorf(bildrum.EINVALID, "node configuration: set web_addr and federation_addr, e.g. \"127.0.0.1:8081\" and \"127.0.0.1:8443\"")
 	}
@@ -77,6 +105,7 @@ func (c NodeConfig) check() error {
 // Node is a running regional node.
 type Node struct {
 	cfg     NodeConfig
+	archive *archive.Archive
 	log     *slog.Logger
 	db      *sqlstore.DB
 	creds   *federation.Credentials
@@ -88,7 +117,7 @@ type Node struct {
 // its listeners. webL and fedL may be listeners opened already (the demo
 // does, to know free ports before it writes configurations); nil means
 // listen on the configured addresses.
-func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress io.Writer, webL, fedL net.Listener) (_ *Node, err error) {
+func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress phases, webL, fedL net.Listener) (_ *Node, err error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -135,11 +164,56 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress io
 	authn := &auth.Authenticator{Store: n.db, Log: n.log}
 	maxAge, _ := time.ParseDuration(cfg.ConsentMaxAge)
 	checker := &consent.Checker{Replica: n.db, Region: cfg.Region, MaxAge: maxAge}
+	var demo []web.DemoPersona
+	if cfg.DemoPersonas != "" {
+		if err := readConfig(cfg.DemoPersonas, &demo); err != nil {
+			return nil, err
+		}
+	}
+	blobs := cfg.Blobs
+	if blobs == "" {
+		if strings.Contains(cfg.Database, "://") {
+			return nil, bildrum.Errorf(bildrum.EINVALID, "node configuration: set blobs, the directory for DICOM objects, when the database is not a SQLite file")
+		}
+		blobs = strings.TrimSuffix(cfg.Database, filepath.Ext(cfg.Database)) + ".blobs"
+	}
+	store, err := archive.OpenBlobs(ctx, blobs)
+	if err != nil {
+		return nil, err
+	}
+	n.archive = archive.New(n.db, store)
+	if p, err := exec.LookPath("gdcmconv"); err == nil {
+		n.archive.SetDecompressor(p) // renders compressed transfer syntaxes
+	}
+	if _, err := n.archive.Sweep(ctx, time.Hour); err != nil {
+		n.log.Warn("sweep orphan blobs", "err", err)
+	}
+	if cfg.Synthetic != nil && cfg.Synthetic.Images > 0 {
+		if err := buildSyntheticImages(ctx, n.db, n.archive, cfg.Region, *cfg.Synthetic, progress, n.log); err != nil {
+			return nil, err
+		}
+	}
+	dw, err := dicomweb.NewServer(dicomweb.Config{Archive: n.archive, Auth: authn, Region: cfg.Region, Log: n.log})
+	if err != nil {
+		return nil, err
+	}
 	webMux := http.NewServeMux()
-	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker}).Routes(webMux)
+	dw.Routes(webMux, "/dicomweb")
+	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker, Demo: demo}).Routes(webMux)
 	fedMux := http.NewServeMux()
 	(&federation.NodeServer{Region: cfg.Region, Register: n.db, Log: n.log}).Routes(fedMux)
 	federation.ReplicaRoutes(fedMux, n.db, time.Now, n.log)
+	targets, err := quality.DefaultTargets()
+	if err != nil {
+		return nil, err
+	}
+	threshold := cfg.SmallCellThreshold
+	if threshold == 0 {
+		threshold = 10
+	}
+	federation.IndicatorRoutes(fedMux, func(ctx context.Context, period string) (any, error) {
+		return nodeIndicators(ctx, n.db, cfg.Region, period, targets, threshold)
+	}, n.log)
 	n.servers = []server{
 		newHTTPServer(webMux, webL, nil, n.log),
 		newHTTPServer(fedMux, fedL, n.creds.ServerConfig(), n.log),
@@ -154,6 +228,9 @@ func (n *Node) WebURL() string { return "http://" + n.servers[0].l.Addr().String
 func (n *Node) FederationURL() string {
 	return "https://" + n.servers[1].l.Addr().String() + "/federation/v1"
 }
+
+// Archive is the node's image archive.
+func (n *Node) Archive() *archive.Archive { return n.archive }
 
 // DB is the node's database.
 func (n *Node) DB() *sqlstore.DB { return n.db }
@@ -173,7 +250,7 @@ func (n *Node) Close() error {
 // buildSynthetic fills an empty register with its region's share of the
 // synthetic population, in one transaction: an interrupted build leaves the
 // register empty and the next start builds it again.
-func buildSynthetic(ctx context.Context, db *sqlstore.DB, region string, sc SyntheticConfig, progress io.Writer, log *slog.Logger) error {
+func buildSynthetic(ctx context.Context, db *sqlstore.DB, region string, sc SyntheticConfig, progress phases, log *slog.Logger) error {
 	sum, err := db.RegisterSummary(ctx)
 	if err != nil {
 		return err
@@ -192,7 +269,7 @@ func buildSynthetic(ctx context.Context, db *sqlstore.DB, region string, sc Synt
 			own++
 		}
 	}
-	bar := newProgress(progress, own, "building the synthetic register of region "+region)
+	bar := progress("building the synthetic register of region "+region, own)
 	var last bildrum.PersonID
 	res, err := db.PutEpisodeStream(ctx, func(yield func(bildrum.ScreeningEpisode, error) bool) {
 		stop := fmt.Errorf("stopped")
@@ -222,24 +299,115 @@ func buildSynthetic(ctx context.Context, db *sqlstore.DB, region string, sc Synt
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("node", flag.ContinueOnError)
-	path := fs.String("config", "", "node configuration file (JSON, see docs/deploy.md)")
-	if err := parseFlags(fs, args, stdout); err != nil {
-		return err
-	}
-	if *path == "" {
-		return usageError{"node: give the configuration with -config FILE (see docs/deploy.md; 'bildrum demo -write-config DIR' writes examples)"}
-	}
 	var cfg NodeConfig
-	if err := readConfig(*path, &cfg); err != nil {
+	log, err := partConfig("node", args, stdout, stderr, &cfg)
+	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	n, err := OpenNode(ctx, cfg, log, stderr, nil, nil)
+	n, err := OpenNode(ctx, cfg, log, progressTo(stderr), nil, nil)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
 	fmt.Fprintf(stdout, "bildrum node %s: web %s, federation %s\n", cfg.Region, n.WebURL(), n.FederationURL())
 	return n.Serve(ctx)
+}
+
+// nodeIndicators computes a node's released indicator reports for a period
+// kind, or with period "all" for the whole register at once (summed here,
+// before the small-cell rule, since suppressed cells cannot be summed later).
+func nodeIndicators(ctx context.Context, db *sqlstore.DB, region, period string, targets *quality.Targets, threshold int) ([]quality.Report, error) {
+	whole := period == web.PeriodAll
+	if whole {
+		period = string(bildrum.PeriodYear)
+	}
+	kind, err := bildrum.ParsePeriodKind(period)
+	if err != nil {
+		return nil, bildrum.Errorf(bildrum.EINVALID, "period %q: use year, quarter or all", period)
+	}
+	cells, version, err := db.ScreeningCounts(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	if whole {
+		var summed []bildrum.ScreeningCounts
+		for _, band := range bildrum.AgeBands() {
+			var of []bildrum.ScreeningCounts
+			for _, c := range cells {
+				if c.AgeBand == band {
+					of = append(of, c)
+				}
+			}
+			if len(of) > 0 {
+				summed = append(summed, quality.Sum(of, web.PeriodAll, band))
+			}
+		}
+		cells = summed
+	}
+	return quality.Reports(region, version, cells, targets, threshold)
+}
+
+// buildSyntheticImages fills an empty archive with synthetic mammograms of
+// the region's latest examinations, one examination (four views) per
+// transaction: an interrupted build keeps what it finished, and the next
+// start, finding the archive not empty, leaves it.
+func buildSyntheticImages(ctx context.Context, db *sqlstore.DB, arch *archive.Archive, region string, sc SyntheticConfig, progress phases, log *slog.Logger) error {
+	studies, _, err := db.SearchStudies(ctx, bildrum.ImageQuery{Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(studies) > 0 {
+		return nil
+	}
+	width := sc.ImageWidth
+	if width == 0 {
+		width = 256
+	}
+	// The latest examinations: keep the last sc.Images attended episodes.
+	var latest []bildrum.ScreeningEpisode
+	for f := (bildrum.EpisodeFilter{Limit: 1000}); ; f.Offset += f.Limit {
+		page, total, err := db.ListEpisodes(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if e.Attended {
+				latest = append(latest, e)
+				if len(latest) > sc.Images {
+					latest = latest[1:]
+				}
+			}
+		}
+		if f.Offset+len(page) >= total || len(page) == 0 {
+			break
+		}
+	}
+	bar := progress("synthetic mammograms of region "+region, len(latest))
+	for _, e := range latest {
+		imgs, err := synth.Mammograms(e, synth.ImageOptions{Width: width})
+		if err != nil {
+			return fmt.Errorf("synthetic mammograms of %s: %w", e.ID, err)
+		}
+		b := arch.NewBatch()
+		for _, img := range imgs {
+			if _, err := b.Add(ctx, bytes.NewReader(img.Data)); err != nil {
+				b.Close()
+				return fmt.Errorf("store synthetic mammogram %s: %w", img.SOPInstanceUID, err)
+			}
+		}
+		failed, err := b.Commit(ctx)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("store synthetic mammograms of %s: %w", e.ID, err)
+		}
+		for _, f := range failed {
+			if f != nil {
+				return fmt.Errorf("store synthetic mammograms of %s: %w", e.ID, f)
+			}
+		}
+		bar.Add(1)
+	}
+	bar.Finish()
+	log.Info("built synthetic mammograms", "exams", len(latest), "width", width)
+	return nil
 }

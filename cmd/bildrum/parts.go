@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,6 +74,23 @@ func readConfig(path string, v any) error {
 		return bildrum.Errorf(bildrum.EINVALID, "configuration %s: %v (see docs/deploy.md for the fields)", path, err)
 	}
 	return nil
+}
+
+// partConfig reads the -config flag of `bildrum hub` or `bildrum node` and
+// the file it names into cfg, and returns the part's logger.
+func partConfig(name string, args []string, stdout, stderr io.Writer, cfg any) (*slog.Logger, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "", name+" configuration file (JSON, see docs/deploy.md)")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return nil, err
+	}
+	if *path == "" {
+		return nil, usageError{name + ": give the configuration with -config FILE (see docs/deploy.md; 'bildrum demo -write-config DIR' writes examples)"}
+	}
+	if err := readConfig(*path, cfg); err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(stderr, nil)), nil
 }
 
 // listen opens a TCP listener with a message that says what to do when the
