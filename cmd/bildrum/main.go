@@ -34,6 +34,7 @@ Usage:
   bildrum ca    init|request|sign|issue|list|revoke   the federation's certificate authority
   bildrum synth [-out DIR | -db DSN] [flags]     write a synthetic screening population
   bildrum import -db DSN -region RR [-format csv|fhir] FILE   import a register file into a node's database
+  bildrum log   verify|show -url HUB/log ...     audit the transparency log (docs/transparency.md)
   bildrum version                                print the version
 
 Run 'bildrum COMMAND -h' for a command's flags.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runNode(ctx, args[1:], stdout, stderr)
 	case "ca":
 		err = runCA(ctx, args[1:], stdout, stderr)
+	case "log":
+		err = runLog(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bildrum", bildrum.Version)
 	case "help", "-h", "-help", "--help":

@@ -1,0 +1,313 @@
+package tlog
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bildrum/bildrum"
+)
+
+// LeafVersion is the version of the leaf format this package writes, the
+// "v" field of every leaf. docs/transparency.md specifies each version; a
+// reader meeting a version it does not know must not guess.
+const LeafVersion = 1
+
+// Sizes of the secrets and random values of the commitment scheme, in bytes.
+const (
+	CommitmentKeySize = 32 // the hub's secret commitment key
+	PersonKeySize     = sha256.Size
+	NonceSize         = 16
+)
+
+// maxWhat bounds the resource description sealed into a leaf, so that a
+// leaf always fits the 64 KiB entry limit of [tlog-tiles] with room to spare.
+const maxWhat = 2048
+
+// sealBlock is the granularity to which sealed details are padded, so that
+// the ciphertext's length says little about the resource.
+const sealBlock = 64
+
+// Domain separation labels of the commitment scheme (docs/transparency.md).
+const (
+	labelPerson     = "bildrum/tlog/v1/person\x00"
+	labelCommitment = "bildrum/tlog/v1/commitment\x00"
+	labelSeal       = "bildrum/tlog/v1/seal\x00"
+	labelIndex      = "bildrum/tlog/v1/index\x00"
+	labelActor      = "bildrum/tlog/v1/actor\x00"
+)
+
+// ErrNotMine is returned by OpenDetails when a leaf's commitment does not
+// match the person key: the leaf is about someone else (or was altered).
+var ErrNotMine = errors.New("tlog: the leaf's commitment does not match this person key")
+
+// Leaf is one access event as the public log holds it ("v": 1). It carries
+// no personal data of the woman in the clear: only a keyed commitment to
+// her (Nonce, Commitment) and the details sealed for her (Sealed). See
+// docs/transparency.md for each field.
+type Leaf struct {
+	Version    int             `json:"v"`
+	Time       string          `json:"time"` // RFC 3339, UTC, whole seconds
+	Actor      Actor           `json:"actor"`
+	Purpose    bildrum.Purpose `json:"purpose"`
+	LegalBasis string          `json:"legal_basis"` // from LegalBasis, e.g. "PDL (2008:355) 6 kap."
+	Region     string          `json:"region"`      // county code of the region whose data were accessed
+	Kind       string          `json:"kind"`        // bildrum.AccessImageRead …
+	Nonce      []byte          `json:"nonce"`       // NonceSize random bytes, fresh for each leaf
+	Commitment []byte          `json:"commitment"`  // Commitment(personKey, Nonce)
+	Sealed     []byte          `json:"sealed"`      // Details, AES-256-GCM under SealKey(personKey, Nonce)
+}
+
+// Actor is who accessed, as the public log names them: organisation, role
+// and region in the clear, the person behind them only as a pseudonym that
+// the hub can resolve and nobody else can.
+type Actor struct {
+	Organisation string       `json:"organisation"`
+	Role         bildrum.Role `json:"role"`
+	Region       string       `json:"region,omitempty"` // the actor's own region, for region-bound roles
+	ID           string       `json:"id"`               // ActorID: keyed pseudonym, stable per actor
+}
+
+// Details are what a leaf seals for the woman (and the hub): the exact
+// resource and the name of the person who accessed it. Resource names carry
+// indirect identifiers (Study Instance UIDs, accession numbers) that would
+// link her leaves together, so they are never public.
+type Details struct {
+	What      string `json:"what"`
+	ActorName string `json:"actor_name"`
+}
+
+// PersonKey derives the person key K_p of a person from the hub's
+// commitment key: HMAC-SHA256(commitmentKey, label || id). The hub gives
+// K_p to the woman after she logs in; with it she can recognise and open
+// her own leaves, and nobody's else.
+func PersonKey(commitmentKey []byte, id bildrum.PersonID) []byte {
+	return mac(commitmentKey, labelPerson, []byte(id))
+}
+
+// Commitment is the commitment of a leaf to its person:
+// HMAC-SHA256(personKey, label || nonce). Without the person key it is
+// indistinguishable from random, so two leaves of one woman are unlinkable.
+func Commitment(personKey, nonce []byte) []byte {
+	return mac(personKey, labelCommitment, nonce)
+}
+
+// SealKey is the AES-256-GCM key that seals a leaf's Details:
+// HMAC-SHA256(personKey, label || nonce). It is used for that one leaf
+// only, which is why a fixed GCM nonce is safe.
+func SealKey(personKey, nonce []byte) []byte {
+	return mac(personKey, labelSeal, nonce)
+}
+
+// PersonTagOf is the key of a person in a PersonIndex:
+// HMAC-SHA256(personKey, label). It reveals nothing of the personnummer and
+// never appears in the public log.
+func PersonTagOf(personKey []byte) PersonTag {
+	return PersonTag(mac(personKey, labelIndex, nil))
+}
+
+// ActorID is the public pseudonym of an actor: the first 16 bytes of
+// HMAC-SHA256(commitmentKey, label || organisation || 0 || name), in hex.
+// It is stable, so auditors can see that one actor made many accesses;
+// only the hub can tell who it is.
+func ActorID(commitmentKey []byte, organisation, name string) string {
+	m := mac(commitmentKey, labelActor, []byte(organisation+"\x00"+name))
+	return fmt.Sprintf("%x", m[:16])
+}
+
+func mac(key []byte, label string, msg []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(label))
+	h.Write(msg)
+	return h.Sum(nil)
+}
+
+// Mine reports whether the leaf is about the person whose key is given.
+func (l Leaf) Mine(personKey []byte) bool {
+	return hmac.Equal(Commitment(personKey, l.Nonce), l.Commitment)
+}
+
+// OpenDetails checks that the leaf is the person's and returns its sealed
+// details. It returns ErrNotMine for someone else's leaf.
+func OpenDetails(personKey []byte, l Leaf) (Details, error) {
+	if !l.Mine(personKey) {
+		return Details{}, ErrNotMine
+	}
+	aead, err := newAEAD(SealKey(personKey, l.Nonce))
+	if err != nil {
+		return Details{}, err
+	}
+	plain, err := aead.Open(nil, make([]byte, aead.NonceSize()), l.Sealed, l.Commitment)
+	if err != nil {
+		return Details{}, fmt.Errorf("tlog: open sealed details: %w", err)
+	}
+	var d Details
+	if err := json.Unmarshal(bytes.TrimRight(plain, " "), &d); err != nil {
+		return Details{}, fmt.Errorf("tlog: sealed details: %w", err)
+	}
+	return d, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: seal key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// ParseLeaf decodes a leaf of a version this package knows.
+func ParseLeaf(b []byte) (Leaf, error) {
+	var v struct {
+		Version int `json:"v"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return Leaf{}, fmt.Errorf("tlog: leaf is not JSON: %w", err)
+	}
+	if v.Version != LeafVersion {
+		return Leaf{}, fmt.Errorf("tlog: leaf version %d: this program reads version %d only", v.Version, LeafVersion)
+	}
+	var l Leaf
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return Leaf{}, fmt.Errorf("tlog: leaf: %w", err)
+	}
+	if len(l.Nonce) != NonceSize || len(l.Commitment) != sha256.Size {
+		return Leaf{}, fmt.Errorf("tlog: leaf: nonce of %d bytes and commitment of %d bytes, want %d and %d", len(l.Nonce), len(l.Commitment), NonceSize, sha256.Size)
+	}
+	return l, nil
+}
+
+// leafMaker turns access events into leaves with the hub's commitment key.
+type leafMaker struct {
+	key []byte
+	now func() time.Time
+}
+
+// make returns the encoded leaf for e and the person tag under which the
+// hub indexes it.
+func (m leafMaker) make(e bildrum.AccessEvent) ([]byte, PersonTag, error) {
+	if err := checkEvent(e); err != nil {
+		return nil, PersonTag{}, err
+	}
+	t := e.Time
+	if t.IsZero() {
+		t = m.now()
+	}
+	pk := PersonKey(m.key, e.Person)
+	nonce := make([]byte, NonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, PersonTag{}, fmt.Errorf("tlog: nonce: %w", err)
+	}
+	l := Leaf{
+		Version: LeafVersion,
+		Time:    t.UTC().Truncate(time.Second).Format(time.RFC3339),
+		Actor: Actor{
+			Organisation: e.Actor.Organisation,
+			Role:         e.Actor.Role,
+			Region:       e.Actor.Region,
+			ID:           ActorID(m.key, e.Actor.Organisation, e.Actor.Name),
+		},
+		Purpose:    e.Purpose,
+		LegalBasis: LegalBasis(e.Purpose, e.Actor.Region, e.Region),
+		Region:     e.Region,
+		Kind:       e.Kind,
+		Nonce:      nonce,
+		Commitment: Commitment(pk, nonce),
+	}
+	plain, err := json.Marshal(Details{What: truncate(e.What, maxWhat), ActorName: e.Actor.Name})
+	if err != nil {
+		return nil, PersonTag{}, fmt.Errorf("tlog: details: %w", err)
+	}
+	if pad := sealBlock - len(plain)%sealBlock; pad < sealBlock {
+		plain = append(plain, bytes.Repeat([]byte(" "), pad)...)
+	}
+	aead, err := newAEAD(SealKey(pk, nonce))
+	if err != nil {
+		return nil, PersonTag{}, err
+	}
+	l.Sealed = aead.Seal(nil, make([]byte, aead.NonceSize()), plain, l.Commitment)
+	b, err := json.Marshal(l)
+	if err != nil {
+		return nil, PersonTag{}, fmt.Errorf("tlog: leaf: %w", err)
+	}
+	return b, PersonTagOf(pk), nil
+}
+
+// checkEvent rejects events that would make a useless or unlawful leaf.
+func checkEvent(e bildrum.AccessEvent) error {
+	switch {
+	case e.Person == "":
+		return bildrum.Errorf(bildrum.EINVALID, "access event without a person: say whose data were accessed")
+	case e.Kind == "":
+		return bildrum.Errorf(bildrum.EINVALID, "access event without a kind, e.g. %q", bildrum.AccessImageRead)
+	case e.Region == "":
+		return bildrum.Errorf(bildrum.EINVALID, "access event without the region whose data were accessed")
+	case e.Actor.Role == "":
+		return bildrum.Errorf(bildrum.EINVALID, "access event without the actor's role")
+	case len(e.Kind) > 64 || len(e.Region) > 16 || len(e.Actor.Region) > 16 || len(e.Actor.Role) > 64:
+		return bildrum.Errorf(bildrum.EINVALID, "access event with a kind, region or role too long for a code")
+	case len(e.Actor.Organisation) > 256 || len(e.Actor.Name) > 256:
+		return bildrum.Errorf(bildrum.EINVALID, "access event with an organisation or actor name longer than 256 bytes")
+	}
+	if _, err := bildrum.ParsePurpose(string(e.Purpose)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-len("…")]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+// LegalBasis returns the legal basis recorded for an access with the given
+// purpose, by an actor of actorRegion to data of region. The table is part
+// of leaf version 1 and docs/transparency.md lists it; a change of wording
+// is a new leaf version.
+func LegalBasis(p bildrum.Purpose, actorRegion, region string) string {
+	switch p {
+	case bildrum.PurposeCare:
+		if actorRegion != "" && actorRegion != region {
+			return "PDL (2008:355) 6 kap. sammanhållen journalföring"
+		}
+		return "PDL (2008:355) 4 kap. inre sekretess hos vårdgivaren"
+	case bildrum.PurposeResearch:
+		return "EHDS (EU) 2025/327 art. 53.1 e, datatillstånd; etikprövningslagen (2003:460)"
+	case bildrum.PurposeStatistics:
+		return "EHDS (EU) 2025/327 art. 53.1 c, datatillstånd; lag (2001:99) om den officiella statistiken"
+	case bildrum.PurposeInnovation:
+		return "EHDS (EU) 2025/327 art. 53.1 e i–ii, datatillstånd"
+	case bildrum.PurposeQuality:
+		return "PDL (2008:355) 7 kap. kvalitetsregister; EHDS (EU) 2025/327 art. 53.1 a"
+	case bildrum.PurposeGovernance:
+		return "EHDS (EU) 2025/327 art. 53.1 b, datatillstånd"
+	case bildrum.PurposeSupervision:
+		return "patientsäkerhetslagen (2010:659) 7 kap. tillsyn"
+	case bildrum.PurposeEducation:
+		return "EHDS (EU) 2025/327 art. 53.1 d, datatillstånd"
+	case bildrum.PurposeRecruitment:
+		return "samtycke, GDPR art. 6.1 a och 9.2 a"
+	}
+	return ""
+}
+
+// b64 is the encoding of hashes in the JSON API.
+var b64 = base64.StdEncoding
