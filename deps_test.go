@@ -22,7 +22,7 @@ var allowedSiblings = map[string][]string{
 	"bench":      {},
 	"dicomweb":   {"archive", "auth", "problem"},
 	"federation": {"auth", "problem"},
-	"web":        {"auth", "problem", "consent", "register", "quality"},
+	"web":        {"auth", "problem", "consent", "register", "quality", "tlog"},
 	"consent":    {},
 	"sqlstore":   {},
 	"synth":      {"register"},

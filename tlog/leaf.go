@@ -260,7 +260,8 @@ func checkEvent(e bildrum.AccessEvent) error {
 	case len(e.Actor.Organisation) > 256 || len(e.Actor.Name) > 256:
 		return bildrum.Errorf(bildrum.EINVALID, "access event with an organisation or actor name longer than 256 bytes")
 	}
-	if _, err := bildrum.ParsePurpose(string(e.Purpose)); err != nil {
+	// An empty purpose is the woman's own act (changing her choices).
+	if _, err := bildrum.ParsePurpose(string(e.Purpose)); err != nil && e.Purpose != "" {
 		return err
 	}
 	return nil
@@ -305,6 +306,9 @@ func LegalBasis(p bildrum.Purpose, actorRegion, region string) string {
 		return "EHDS (EU) 2025/327 art. 53.1 d, datatillstånd"
 	case bildrum.PurposeRecruitment:
 		return "samtycke, GDPR art. 6.1 a och 9.2 a"
+	case "":
+		// No purpose of use: the woman's own act, such as changing her choices.
+		return "hennes egen begäran: GDPR art. 21 invändning; EHDS (EU) 2025/327 art. 71 opt-out"
 	}
 	return ""
 }

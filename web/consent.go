@@ -17,6 +17,10 @@ import (
 // AccessConsentChange is the kind of access event a change of choices makes.
 const AccessConsentChange = "consent-change"
 
+// RegionNational stands in an access event's region for data the hub holds
+// for the whole country, such as the consent register.
+const RegionNational = "national"
+
 // maxConsentBody caps a consent update.
 const maxConsentBody = 16 << 10
 
@@ -81,7 +85,7 @@ func (c *Consent) put(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.Recorder != nil {
 		if err := c.Recorder.RecordAccess(r.Context(), bildrum.AccessEvent{
-			Time: rec.ChangedAt, Actor: p, Purpose: "", Region: "", Person: p.Person,
+			Time: rec.ChangedAt, Actor: p, Purpose: "", Region: RegionNational, Person: p.Person,
 			Kind: AccessConsentChange, What: "consent register version " + itoa64(rec.Version),
 		}); err != nil {
 			c.Log.Error("record consent change", "err", err)

@@ -65,4 +65,33 @@ func TestBrowserCitizenChangesHerChoices(t *testing.T) {
 	if dec.Allowed {
 		t.Errorf("node 12 still allows research for her: %+v", dec)
 	}
+
+	// Her change is an event in the transparency log, and her browser
+	// verifies it itself against the signed checkpoint.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#events td.proof.verified`))); err != nil {
+		proofs, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#events`)))
+		t.Fatalf("no verified event on her page: %v\n%s", err, proofs)
+	}
+	// A second change: two leaves, so the first one's proof is not empty.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`input[data-purpose="education"] + .slider`)),
+		chromedp.Click(chromedp.CSS(`#save`)),
+		chromedp.WaitVisible(chromedp.CSS(`#result .badge[data-region="14"]`)),
+		chromedp.Navigate(e.Hub.Web+"/me?lang=en"),
+		chromedp.WaitVisible(chromedp.CSS(`#events tr[data-index="0"] td.proof.verified`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events tr[data-index="1"] td.proof.verified`)),
+	)
+	if err != nil {
+		events, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#events`)))
+		t.Fatalf("after a second change: %v\n%s", err, events)
+	}
+	kinds, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#events tbody tr')).map(tr => tr.cells[2].textContent + ' | ' + tr.cells[4].textContent)`))
+	if len(kinds) != 2 {
+		t.Fatalf("her events %q, want two", kinds)
+	}
+	for _, k := range kinds {
+		if !strings.HasPrefix(k, "consent-change") || !strings.Contains(k, "✓ verified in tree of 2") {
+			t.Errorf("event %q, want a consent change verified in the tree of 2", k)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/bildrum/bildrum/auth"
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/synth"
+	"github.com/bildrum/bildrum/tlog"
 	"github.com/bildrum/bildrum/web"
 )
 
@@ -63,6 +65,8 @@ type HubEndpoints struct {
 	Web     string `json:"web"`
 	API     string `json:"api"`
 	OpenAPI string `json:"openapi"`
+	Log     string `json:"log"`      // the transparency log's C2SP tiles and checkpoint
+	LogVKey string `json:"log_vkey"` // its verifier key, for `bildrum log verify`
 }
 
 // NodeEndpoints are a regional node's addresses.
@@ -205,6 +209,9 @@ func (d *Demo) prepare(dir, hubWeb string, nodeWeb, nodeFed []string) (demoFiles
 		entries = append(entries, CredentialEntry{TokenSHA256: hex.EncodeToString(h[:]), Name: name, Role: p.Role, Organisation: p.Organisation, Region: p.Region, PersonID: p.PersonID})
 	}
 	confDir := filepath.Join(dir, "config")
+	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o700); err != nil {
+		return demoFiles{}, fmt.Errorf("demo log directory: %w", err)
+	}
 	if err := os.MkdirAll(confDir, 0o700); err != nil {
 		return demoFiles{}, fmt.Errorf("demo configuration: %w", err)
 	}
@@ -213,6 +220,10 @@ func (d *Demo) prepare(dir, hubWeb string, nodeWeb, nodeFed []string) (demoFiles
 		return demoFiles{}, err
 	}
 
+	vkey, err := demoLogKey(filepath.Join(dir, "log", "log.key"), "demo.bildrum.se/log")
+	if err != nil {
+		return demoFiles{}, err
+	}
 	var demoPersonas []web.DemoPersona
 	for _, name := range names {
 		p := personas[name]
@@ -224,10 +235,12 @@ func (d *Demo) prepare(dir, hubWeb string, nodeWeb, nodeFed []string) (demoFiles
 	}
 	hubURL := "http://" + hubWeb
 	f := demoFiles{endpoints: Endpoints{
-		Hub:      HubEndpoints{Web: hubURL, API: hubURL + "/api/v1", OpenAPI: hubURL + "/openapi.yaml"},
+		Hub:      HubEndpoints{Web: hubURL, API: hubURL + "/api/v1", OpenAPI: hubURL + "/openapi.yaml", Log: hubURL + "/log", LogVKey: vkey},
 		Personas: personas,
 	}}
-	f.hub = HubConfig{Name: "SE", Database: filepath.Join(dir, "hub.db"), WebAddr: hubWeb, TLS: certs["hub"], Credentials: credPath, NodeTimeout: "2s", DemoPersonas: personasPath}
+	f.hub = HubConfig{Name: "SE", Database: filepath.Join(dir, "hub.db"), WebAddr: hubWeb, TLS: certs["hub"], Credentials: credPath, NodeTimeout: "2s", DemoPersonas: personasPath,
+		Log: LogConfig{Dir: filepath.Join(dir, "log", "public"), Origin: "demo.bildrum.se/log", Key: filepath.Join(dir, "log", "log.key"),
+			CommitmentKey: filepath.Join(dir, "log", "commitment.key"), Index: filepath.Join(dir, "log", "persons.idx")}}
 	synthetic := &SyntheticConfig{Seed: d.cfg.Seed, Regions: d.cfg.Regions, Images: d.cfg.Images, ImageWidth: 256}
 	for i, region := range d.cfg.Regions {
 		reg, _ := bildrum.RegionByCode(region)
@@ -451,6 +464,22 @@ func demoKey(dir string) ([]byte, error) {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "demo key %s is damaged: delete it (the personas get new tokens) and start again", path)
 	}
 	return key, nil
+}
+
+// demoLogKey makes the demo log's signing key on first start and returns
+// its verifier key, so endpoints.json can publish it before the hub runs.
+func demoLogKey(path, origin string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		skey, vkey, err := tlog.GenerateKey(origin)
+		if err != nil {
+			return "", err
+		}
+		return vkey, writeFileAtomic(path, []byte(skey), 0o600)
+	} else if err != nil {
+		return "", fmt.Errorf("demo log key: %w", err)
+	}
+	return tlog.VerifierKeyOf(strings.TrimSpace(string(b)))
 }
 
 // demoCertificates makes the demo federation's CA and the hub's and nodes'

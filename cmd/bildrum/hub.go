@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/quality"
 	"github.com/bildrum/bildrum/sqlstore"
+	"github.com/bildrum/bildrum/tlog"
 	"github.com/bildrum/bildrum/web"
 )
 
@@ -48,6 +50,9 @@ type HubConfig struct {
 	// Credentials is a file of the bearer credentials (token hashes) the hub
 	// accepts, loaded at every start. Optional.
 	Credentials string `json:"credentials,omitempty"`
+	// Log is the transparency log the hub keeps of every access to a
+	// woman's data. Required.
+	Log LogConfig `json:"log"`
 	// ConsentSync is how often the hub confirms every node's copy of the
 	// consent register current, as a Go duration (changes are pushed at
 	// once as well). Default "10s"; keep it well under the nodes'
@@ -69,6 +74,21 @@ type NodeEntry struct {
 	Web        string `json:"web"`        // the node's pages, for links
 }
 
+// LogConfig places the hub's transparency log (docs/transparency.md).
+type LogConfig struct {
+	// Dir holds the public log (checkpoint and tiles), served under /log/.
+	Dir string `json:"dir"`
+	// Origin names the log for ever, e.g. "bildrum.se/log".
+	Origin string `json:"origin"`
+	// Key is the log's signing key file, made (0600) on first start.
+	Key string `json:"key"`
+	// CommitmentKey is the secret key of the commitments to persons, made
+	// (0600) on first start. Back it up with Key.
+	CommitmentKey string `json:"commitment_key"`
+	// Index is the file of which leaves are whose (by keyed tag only).
+	Index string `json:"index"`
+}
+
 // PeerEntry is another country's hub as the configuration names it, with
 // the one CA trusted for it.
 type PeerEntry struct {
@@ -83,6 +103,9 @@ func (c HubConfig) check() (time.Duration, error) {
 	}
 	if c.WebAddr == "" {
 		return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: set web_addr, e.g. \"127.0.0.1:8080\"")
+	}
+	if c.Log.Dir == "" || c.Log.Origin == "" || c.Log.Key == "" || c.Log.CommitmentKey == "" || c.Log.Index == "" {
+		return 0, bildrum.Errorf(bildrum.EINVALID, "hub configuration: log needs dir, origin, key, commitment_key and index (see docs/deploy.md)")
 	}
 	timeout := 2 * time.Second
 	if c.NodeTimeout != "" {
@@ -118,6 +141,7 @@ type Hub struct {
 	cfg     HubConfig
 	log     *slog.Logger
 	db      *sqlstore.DB
+	tlog    *tlog.Log
 	servers []server
 	sync    *federation.ConsentSync
 }
@@ -148,6 +172,10 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	if h.db, err = openDatabase(ctx, cfg.Database, sqlstore.PartHub); err != nil {
 		return nil, err
 	}
+	if h.tlog, err = tlog.Open(ctx, tlog.Config{Dir: cfg.Log.Dir, Origin: cfg.Log.Origin, KeyFile: cfg.Log.Key,
+		CommitmentKeyFile: cfg.Log.CommitmentKey, IndexFile: cfg.Log.Index, Log: h.log.With("part", "log")}); err != nil {
+		return nil, err
+	}
 	for _, n := range cfg.Nodes {
 		if err := h.db.PutNode(ctx, bildrum.Node{Region: n.Region, Federation: n.Federation, Web: n.Web}); err != nil {
 			return nil, err
@@ -176,7 +204,7 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	h.sync.Init()
 	authn := &auth.Authenticator{Store: h.db, Log: h.log}
 	mux := http.NewServeMux()
-	(&web.Consent{Register: h.db, Auth: authn, Log: h.log, Recorder: logRecorder{h.log}, Propagate: func(ctx context.Context) []bildrum.RegionAnswer {
+	(&web.Consent{Register: h.db, Auth: authn, Log: h.log, Recorder: h.tlog, Propagate: func(ctx context.Context) []bildrum.RegionAnswer {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		results, err := fed.SyncConsent(ctx, h.db)
@@ -201,7 +229,9 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 		}
 	}
 	(&web.Sessions{Auth: authn, Log: h.log, Demo: demo}).Routes(mux)
-	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log}).Routes(mux)
+	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log, Events: "/api/v1/me/events"}).Routes(mux)
+	(&web.Events{Log: h.tlog, Auth: authn, Logs: h.log}).Routes(mux)
+	h.tlog.Routes(mux)
 	targets, err := quality.DefaultTargets()
 	if err != nil {
 		return nil, err
@@ -254,22 +284,21 @@ func (h *Hub) Serve(ctx context.Context) error {
 	return err
 }
 
-// logRecorder writes access events to the log until the transparency log
-// records them.
-type logRecorder struct{ log *slog.Logger }
+// LogVerifierKey is the transparency log's verifier key (signed-note format).
+func (h *Hub) LogVerifierKey() string { return h.tlog.VerifierKey() }
 
-func (l logRecorder) RecordAccess(ctx context.Context, e bildrum.AccessEvent) error {
-	l.log.Info("access", "kind", e.Kind, "actor", e.Actor.Name, "role", e.Actor.Role, "purpose", e.Purpose, "region", e.Region)
-	return nil
-}
-
-// Close stops the servers and closes the database.
+// Close stops the servers, closes the transparency log (after its last
+// events are in a published checkpoint) and the database.
 func (h *Hub) Close() error {
 	shutdownAll(h.servers)
-	if h.db != nil {
-		return h.db.Close()
+	var errs []error
+	if h.tlog != nil {
+		errs = append(errs, h.tlog.Close())
 	}
-	return nil
+	if h.db != nil {
+		errs = append(errs, h.db.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
