@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/bildrum/bildrum"
 	"github.com/bildrum/bildrum/auth"
@@ -22,6 +23,9 @@ type Node struct {
 	OpenAPI  []byte
 	// Consent decides from the node's replica of the consent register.
 	Consent *consent.Checker
+	// Recorder records every read of register rows, per woman, before the
+	// rows are served; when it fails, nothing is served.
+	Recorder bildrum.AccessRecorder
 
 	// Demo are personas offered for one-click sign-in (demo only).
 	Demo []DemoPersona
@@ -116,9 +120,10 @@ func (n *Node) examsAPI(w http.ResponseWriter, r *http.Request) {
 	if rows == nil {
 		rows = []bildrum.ScreeningEpisode{}
 	}
-	// Every read of register rows is an access to those women's data; the
-	// transparency log (issue 7) will record it. Until then it is logged here.
-	n.Log.Info("access", "actor", p.Name, "role", p.Role, "region", n.Region.Code, "rows", len(rows), "purpose", bildrum.PurposeQuality)
+	if err := n.recordRows(r, p, rows, "register rows"); err != nil {
+		problem.Error(w, r, n.Log, err)
+		return
+	}
 	writeJSON(w, examsPage{Region: n.Region.Code, Total: total, Limit: f.Limit, Offset: f.Offset, Rows: rows})
 }
 
@@ -195,4 +200,30 @@ func (n *Node) replicaAPI(w http.ResponseWriter, r *http.Request) {
 		SecondaryUseOpen bool   `json:"secondary_use_open"`
 		Reason           string `json:"reason,omitempty"`
 	}{st, fresh == nil, bildrum.ErrorMessage(fresh)})
+}
+
+// AccessRegisterRead is the kind of access event a read of register rows makes.
+const AccessRegisterRead = "register-read"
+
+// recordRows records one access event per woman whose rows are about to be
+// served; an error means they must not be.
+func (n *Node) recordRows(r *http.Request, p bildrum.Principal, rows []bildrum.ScreeningEpisode, what string) error {
+	if n.Recorder == nil {
+		return nil
+	}
+	seen := map[bildrum.PersonID]bool{}
+	for _, e := range rows {
+		if seen[e.Person] {
+			continue
+		}
+		seen[e.Person] = true
+		if err := n.Recorder.RecordAccess(r.Context(), bildrum.AccessEvent{
+			Time: time.Now().UTC(), Actor: p, Purpose: bildrum.PurposeCare, Region: n.Region.Code,
+			Person: e.Person, Kind: AccessRegisterRead, What: what,
+		}); err != nil {
+			n.Log.Error("record access", "err", err)
+			return bildrum.Errorf(bildrum.EUNAVAILABLE, "the access could not be recorded, so the rows are not shown: try again later")
+		}
+	}
+	return nil
 }

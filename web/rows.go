@@ -81,9 +81,20 @@ func (n *Node) exportCSV(w http.ResponseWriter, r *http.Request, f bildrum.Episo
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="register-%s.csv"`, n.Region.Code))
 	w.Header().Set("Cache-Control", "no-store")
 	rows := 0
-	err := register.WriteCSV(w, n.allRows(r, f, &rows))
-	n.Log.Info("access", "actor", p.Name, "role", p.Role, "region", n.Region.Code, "rows", rows, "purpose", bildrum.PurposeQuality, "kind", "register-export")
-	if err != nil {
+	recorded := n.allRows(r, f, &rows)
+	seen := map[bildrum.PersonID]bool{}
+	seq := func(yield func(bildrum.ScreeningEpisode, error) bool) {
+		for e, err := range recorded {
+			if err == nil && !seen[e.Person] {
+				seen[e.Person] = true
+				err = n.recordRows(r, p, []bildrum.ScreeningEpisode{e}, "register export")
+			}
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+	if err := register.WriteCSV(w, seq); err != nil {
 		n.Log.Error("export register", "err", err)
 	}
 }
@@ -148,7 +159,11 @@ func (n *Node) rowsPage(w http.ResponseWriter, r *http.Request) {
 		exp[k] = vs
 	}
 	exp.Set("format", "csv")
-	n.Log.Info("access", "actor", p.Name, "role", p.Role, "region", n.Region.Code, "rows", len(rows), "purpose", bildrum.PurposeQuality, "kind", "register-read")
+	if err == nil {
+		if rerr := n.recordRows(r, p, rows, "register rows page"); rerr != nil {
+			rows, err = nil, rerr
+		}
+	}
 	render(w, r, n.Log, n.rows, struct {
 		Region        bildrum.Region
 		Filter        bildrum.EpisodeFilter

@@ -144,6 +144,7 @@ type Hub struct {
 	tlog    *tlog.Log
 	servers []server
 	sync    *federation.ConsentSync
+	pull    *federation.AccessPull
 }
 
 // OpenHub opens a hub from its configuration; webL may be a listener opened
@@ -202,6 +203,7 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	syncEvery, _ := time.ParseDuration(cfg.ConsentSync)
 	h.sync = &federation.ConsentSync{Hub: fed, Register: h.db, Interval: syncEvery, Log: h.log}
 	h.sync.Init()
+	h.pull = &federation.AccessPull{Hub: fed, Cursors: h.db, Append: h.tlog.RecordAccess, Log: h.log}
 	authn := &auth.Authenticator{Store: h.db, Log: h.log}
 	mux := http.NewServeMux()
 	(&web.Consent{Register: h.db, Auth: authn, Log: h.log, Recorder: h.tlog, Propagate: func(ctx context.Context) []bildrum.RegionAnswer {
@@ -276,12 +278,29 @@ func (h *Hub) WebURL() string { return "http://" + h.servers[0].l.Addr().String(
 func (h *Hub) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); h.sync.Run(ctx) }()
+	done := make(chan struct{}, 2)
+	go func() { h.sync.Run(ctx); done <- struct{}{} }()
+	go func() { h.pull.Run(ctx); done <- struct{}{} }()
 	err := serveAll(ctx, h.log, h.servers)
 	cancel()
 	<-done
+	<-done
 	return err
+}
+
+// CarryAccessEvents carries the nodes' new access events into the
+// transparency log now, instead of at the next pull.
+func (h *Hub) CarryAccessEvents(ctx context.Context) error {
+	results, err := h.pull.Once(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.Status != bildrum.AnswerOK {
+			return fmt.Errorf("carry access events of region %s: %s %s", r.Region, r.Status, r.Reason)
+		}
+	}
+	return nil
 }
 
 // LogVerifierKey is the transparency log's verifier key (signed-note format).

@@ -193,16 +193,24 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 			return nil, err
 		}
 	}
-	dw, err := dicomweb.NewServer(dicomweb.Config{Archive: n.archive, Auth: authn, Region: cfg.Region, Log: n.log})
+	dw, err := dicomweb.NewServer(dicomweb.Config{Archive: n.archive, Auth: authn, Region: cfg.Region, Log: n.log, Recorder: n.db})
 	if err != nil {
 		return nil, err
 	}
 	webMux := http.NewServeMux()
 	dw.Routes(webMux, "/dicomweb")
-	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker, Demo: demo}).Routes(webMux)
+	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker, Demo: demo, Recorder: n.db}).Routes(webMux)
 	fedMux := http.NewServeMux()
 	(&federation.NodeServer{Region: cfg.Region, Register: n.db, Log: n.log}).Routes(fedMux)
 	federation.ReplicaRoutes(fedMux, n.db, time.Now, n.log)
+	federation.AccessRoutes(fedMux, func(ctx context.Context, after int64, limit int) ([]federation.AccessEvent, error) {
+		events, err := n.db.AccessEventsAfter(ctx, after, limit)
+		out := make([]federation.AccessEvent, len(events))
+		for i, e := range events {
+			out[i] = federation.AccessEvent{Seq: e.Seq, Event: e.Event}
+		}
+		return out, err
+	}, n.log)
 	targets, err := quality.DefaultTargets()
 	if err != nil {
 		return nil, err

@@ -56,7 +56,10 @@ func TestHubsPeerByConfiguration(t *testing.T) {
 		cred := filepath.Join(s.dir, "credentials.json")
 		os.WriteFile(cred, mustJSON([]CredentialEntry{{TokenSHA256: hex.EncodeToString(h[:]), Name: "quality", Role: bildrum.RoleQuality}}), 0o600)
 		s.cfg = HubConfig{Name: s.name, Database: filepath.Join(s.dir, "hub.db"), WebAddr: fmt.Sprintf("127.0.0.1:%d", base+2*i),
-			PeerAddr: fmt.Sprintf("127.0.0.1:%d", base+2*i+1), TLS: issueFiles(t, ca, federation.HubIdentity(s.name), s.dir), Credentials: cred}
+			PeerAddr: fmt.Sprintf("127.0.0.1:%d", base+2*i+1), TLS: issueFiles(t, ca, federation.HubIdentity(s.name), s.dir), Credentials: cred,
+			Log: LogConfig{Dir: filepath.Join(s.dir, "log", "public"), Origin: s.name + ".example/log", Key: filepath.Join(s.dir, "log", "log.key"),
+				CommitmentKey: filepath.Join(s.dir, "log", "commitment.key"), Index: filepath.Join(s.dir, "log", "persons.idx")}}
+		os.MkdirAll(filepath.Join(s.dir, "log"), 0o700)
 	}
 	for i, s := range sides {
 		o := sides[1-i]

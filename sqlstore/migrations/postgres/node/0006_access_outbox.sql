@@ -1,0 +1,6 @@
+-- Accesses to women's data at this node, recorded durably before the data
+-- are served, until the hub has carried them into the transparency log.
+CREATE TABLE access_outbox (
+    seq   BIGSERIAL PRIMARY KEY,
+    event TEXT NOT NULL -- JSON AccessEvent
+);
