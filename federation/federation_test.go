@@ -130,7 +130,7 @@ func TestOverviewReportsEveryRegionHonestly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hub := &federation.Hub{Directory: dir, Client: &federation.Client{Credentials: hubCreds, NodeTimeout: 300 * time.Millisecond}}
+	hub := &federation.Hub{Directory: dir, Client: &federation.Client{Credentials: hubCreds, NodeTimeout: 2 * time.Second}}
 	ov, err := hub.Overview(ctx)
 	if err != nil {
 		t.Fatal(err)
