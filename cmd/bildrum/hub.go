@@ -16,6 +16,7 @@ import (
 	"github.com/bildrum/bildrum/docs"
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/quality"
+	"github.com/bildrum/bildrum/query"
 	"github.com/bildrum/bildrum/sqlstore"
 	"github.com/bildrum/bildrum/tlog"
 	"github.com/bildrum/bildrum/web"
@@ -232,6 +233,36 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	}
 	(&web.Sessions{Auth: authn, Log: h.log, Demo: demo}).Routes(mux)
 	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log, Events: "/api/v1/me/events"}).Routes(mux)
+	(&web.Feasibility{Auth: authn, Log: h.log,
+		Ask: func(ctx context.Context, body []byte, p bildrum.Principal) (any, error) {
+			c, err := query.ParseCriteria(body)
+			if err != nil {
+				return nil, err
+			}
+			req := bildrum.FeasibilityRequest{Criteria: c.Canonical(), QueryHash: c.Hash(), Requester: bildrum.RequesterOf(p)}
+			res, err := fed.Feasibility(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			if err := h.db.AddFeasibility(ctx, p.Name+"\x00"+p.Organisation, req.QueryHash, res); err != nil {
+				return nil, err
+			}
+			return res, nil
+		},
+		Overview: func(ctx context.Context, p bildrum.Principal) (any, error) {
+			budgets, err := fed.RemainingBudgets(ctx, bildrum.RequesterOf(p))
+			if err != nil {
+				return nil, err
+			}
+			history, err := h.db.FeasibilityHistory(ctx, p.Name+"\x00"+p.Organisation, 50)
+			if err != nil {
+				return nil, err
+			}
+			return struct {
+				Budgets []bildrum.RegionBudget      `json:"budgets"`
+				History []sqlstore.FeasibilityEntry `json:"history"`
+			}{budgets, history}, nil
+		}}).Routes(mux)
 	(&web.Events{Log: h.tlog, Auth: authn, Logs: h.log}).Routes(mux)
 	h.tlog.Routes(mux)
 	targets, err := quality.DefaultTargets()
@@ -286,6 +317,21 @@ func (h *Hub) Serve(ctx context.Context) error {
 	<-done
 	<-done
 	return err
+}
+
+// SyncConsentNow brings every node's consent replica up to date now,
+// instead of at the next periodic sync.
+func (h *Hub) SyncConsentNow(ctx context.Context) error {
+	results, err := h.sync.Hub.SyncConsent(ctx, h.db)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.Status != bildrum.AnswerOK {
+			return fmt.Errorf("sync consent of region %s: %s %s", r.Region, r.Status, r.Reason)
+		}
+	}
+	return nil
 }
 
 // CarryAccessEvents carries the nodes' new access events into the

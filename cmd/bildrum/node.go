@@ -21,6 +21,7 @@ import (
 	"github.com/bildrum/bildrum/docs"
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/quality"
+	"github.com/bildrum/bildrum/query"
 	"github.com/bildrum/bildrum/sqlstore"
 	"github.com/bildrum/bildrum/synth"
 	"github.com/bildrum/bildrum/web"
@@ -203,6 +204,15 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	fedMux := http.NewServeMux()
 	(&federation.NodeServer{Region: cfg.Region, Register: n.db, Log: n.log}).Routes(fedMux)
 	federation.ReplicaRoutes(fedMux, n.db, time.Now, n.log)
+	signer, err := query.LoadSigner(strings.TrimSuffix(blobs, ".blobs")+".feasibility.key", cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	feas, err := query.NewNode(cfg.Region, query.Rules{}, n.db, checker.Fresh, signer)
+	if err != nil {
+		return nil, err
+	}
+	federation.FeasibilityRoutes(fedMux, feas, n.log)
 	federation.AccessRoutes(fedMux, func(ctx context.Context, after int64, limit int) ([]federation.AccessEvent, error) {
 		events, err := n.db.AccessEventsAfter(ctx, after, limit)
 		out := make([]federation.AccessEvent, len(events))

@@ -1,0 +1,9 @@
+-- Each researcher's feasibility questions and the answers the hub gave.
+CREATE TABLE feasibility_history (
+    id           BIGSERIAL PRIMARY KEY,
+    requester    TEXT NOT NULL, -- name and organisation, as the nodes' budgets key them
+    asked_at     TIMESTAMPTZ NOT NULL,
+    query_hash   TEXT NOT NULL,
+    result       TEXT NOT NULL  -- JSON FeasibilityResult
+);
+CREATE INDEX feasibility_history_requester ON feasibility_history (requester, id);
