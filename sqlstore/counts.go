@@ -144,10 +144,10 @@ func (d *DB) storeCounts(ctx context.Context, version int64, cells []bildrum.Scr
 //
 // The tallying is Go (tally), shared by both engines; SQL only reads.
 // Measured on one million examinations (docs/quality.md), SQL aggregation
-// with GROUP BY and window functions took 13 s on SQLite and 4.5 s on
-// PostgreSQL; streaming compact rows in person order takes a fraction of it,
-// and the rules (which screen is initial, which is negative …) are then
-// written once.
+// with GROUP BY and window functions took more than ten times as long on
+// SQLite and three to four times as long on PostgreSQL as streaming compact
+// rows in person order, and the rules (which screen is initial, which is
+// negative …) are then written once.
 func (d *DB) computeCounts(ctx context.Context, tx *sql.Tx) ([]bildrum.ScreeningCounts, error) {
 	query, scan := sqliteFactsQuery, scanSQLiteFacts
 	if d.dialect == postgresDialect {
@@ -239,7 +239,8 @@ const (
 )
 
 // flagsSQL packs an episode's flags as the constants above say. It is the
-// same in both dialects: booleans are compared with TRUE (SQLite's TRUE is 1).
+// same in both dialects: booleans are compared with TRUE (SQLite's TRUE is
+// 1). SQLite's migration 0007 indexes the same expression.
 const flagsSQL = `
 	(CASE WHEN e.round = 1 THEN 1 ELSE 0 END)
 	+ (CASE WHEN e.attended = TRUE THEN 2 ELSE 0 END)
@@ -257,18 +258,21 @@ const flagsSQL = `
 		WHEN e.interval_months <= 23 THEN 131072 ELSE 196608 END)`
 
 // sqliteFactsQuery reads every episode with its woman's birth date, woman by
-// woman: the persons table drives the join (CROSS JOIN fixes the order), and
-// each woman's episodes come from the covering index episodes_quality
-// (migration 0002), so nothing is sorted and no wide row is read. Every
-// column of a row costs, so the woman's key (the persons rowid) shares the
-// first column with the flags (key times 2^flagBits), and the dates are
-// YYYYMMDD integers two to a column (the first times 2^25); a missing date
-// is 0.
+// woman: the persons drive the join (CROSS JOIN fixes the order), and each
+// woman's episodes follow. Every expression is stored in the indexes
+// persons_quality and episodes_quality of migration 0007, so SQLite reads
+// the values from them instead of computing them and never reads a table
+// row; the expressions there and here must match exactly, parentheses
+// included (TestFactsQueryPlan). There is no INDEXED BY: on a database with
+// other indexes the query still runs, only slower. Every column of a row
+// costs, so the woman's key (the persons rowid) shares the first column with
+// the flags (key times 2^flagBits), and the dates are YYYYMMDD integers two
+// to a column (the first times 2^25); a missing date is 0.
 const sqliteFactsQuery = `
-SELECT p.rowid * 1048576 +` + flagsSQL + `,
+SELECT p.rowid * 1048576 + (` + flagsSQL + `),
 	CAST(replace(p.birth_date, '-', '') AS INTEGER) * 33554432 + CAST(replace(e.invitation_date, '-', '') AS INTEGER),
 	COALESCE(CAST(replace(e.exam_date, '-', '') AS INTEGER), 0) * 33554432 + COALESCE(CAST(replace(e.result_date, '-', '') AS INTEGER), 0)
-FROM persons p CROSS JOIN episodes e INDEXED BY episodes_quality ON e.person_id = p.person_id`
+FROM persons p CROSS JOIN episodes e ON e.person_id = p.person_id`
 
 // postgresFactsQuery reads every episode with its woman's birth date, sorted
 // by woman; the person key is her number. Dates are day numbers (1 is

@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -43,5 +45,37 @@ func TestDecodeDates(t *testing.T) {
 	}
 	if _, err := decodePostgresDates(-1, 0); err == nil {
 		t.Errorf("decodePostgresDates(-1): no error")
+	}
+}
+
+// TestFactsQueryPlan checks that SQLite reads the facts of the counts from
+// the expression indexes of migration 0007 and nothing else: the
+// expressions of sqliteFactsQuery and of the migration must match exactly.
+func TestFactsQueryPlan(t *testing.T) {
+	d, err := Open(t.Context(), filepath.Join(t.TempDir(), "node.db"), PartNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rows, err := d.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+sqliteFactsQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	want := []string{
+		"SCAN p USING COVERING INDEX persons_quality",
+		"SEARCH e USING COVERING INDEX episodes_quality (person_id=?)",
+	}
+	if !slices.Equal(plan, want) {
+		t.Errorf("plan of sqliteFactsQuery = %q, want %q: keep its expressions those of the indexes in migration 0007", plan, want)
 	}
 }
