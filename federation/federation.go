@@ -88,7 +88,7 @@ func Handle(log *slog.Logger, h http.HandlerFunc, kinds ...string) http.HandlerF
 		}
 		if log != nil {
 			peer, _ := PeerIdentity(r)
-			log.Info("federation call", "path", r.URL.Path, "peer", peer.String(), "request_id", id)
+			log.Debug("federation call", "path", r.URL.Path, "peer", peer.String(), "request_id", id)
 		}
 		h(w, r.WithContext(ctx))
 	}, kinds...)

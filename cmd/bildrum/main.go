@@ -5,6 +5,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"k8s.io/klog/v2"
 
 	"github.com/bildrum/bildrum"
 )
@@ -41,6 +45,9 @@ Run 'bildrum COMMAND -h' for a command's flags.
 `
 
 func main() {
+	// tessera logs through klog; keep its chatter out of the terminal and
+	// pass on only its warnings and errors, in our format.
+	klog.SetSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
