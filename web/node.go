@@ -23,6 +23,9 @@ type Node struct {
 	OpenAPI  []byte
 	// Consent decides from the node's replica of the consent register.
 	Consent *consent.Checker
+	// Imported is called after every import that changed the register, so
+	// that work depending on it (the indicator counts) can be redone early.
+	Imported func()
 	// Recorder records every read of register rows, per woman, before the
 	// rows are served; when it fails, nothing is served.
 	Recorder bildrum.AccessRecorder

@@ -65,6 +65,9 @@ func (n *Node) importAPI(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, r, n.Log, err)
 		return
 	}
+	if rep.Changed > 0 && n.Imported != nil {
+		n.Imported()
+	}
 	writeJSON(w, rep)
 }
 

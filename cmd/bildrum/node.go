@@ -105,6 +105,10 @@ func (c NodeConfig) check() error {
 
 // Node is a running regional node.
 type Node struct {
+	// life ends when the node closes; background work runs under it.
+	life context.Context
+	stop context.CancelFunc
+
 	cfg     NodeConfig
 	archive *archive.Archive
 	log     *slog.Logger
@@ -123,6 +127,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log.With("part", "node", "region", cfg.Region)}
+	n.life, n.stop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -200,7 +205,8 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	}
 	webMux := http.NewServeMux()
 	dw.Routes(webMux, "/dicomweb")
-	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker, Demo: demo, Recorder: n.db}).Routes(webMux)
+	(&web.Node{Region: region, Register: n.db, Auth: authn, Log: n.log, HubURL: cfg.HubWeb, OpenAPI: docs.OpenAPI, Consent: checker, Demo: demo, Recorder: n.db, Imported: n.warmCounts}).Routes(webMux)
+	n.warmCounts()
 	fedMux := http.NewServeMux()
 	(&federation.NodeServer{Region: cfg.Region, Register: n.db, Log: n.log}).Routes(fedMux)
 	federation.ReplicaRoutes(fedMux, n.db, time.Now, n.log)
@@ -247,6 +253,21 @@ func (n *Node) FederationURL() string {
 	return "https://" + n.servers[1].l.Addr().String() + "/federation/v1"
 }
 
+// warmCounts computes the register's indicator counts in the background,
+// so the hub's first request after a change need not wait for them.
+func (n *Node) warmCounts() {
+	go func() {
+		ctx, cancel := context.WithTimeout(n.life, time.Minute)
+		defer cancel()
+		for _, kind := range []bildrum.PeriodKind{bildrum.PeriodYear, bildrum.PeriodQuarter} {
+			if _, _, err := n.db.ScreeningCounts(ctx, kind); err != nil && ctx.Err() == nil {
+				n.log.Warn("warm indicator counts", "err", err)
+				return
+			}
+		}
+	}()
+}
+
 // Archive is the node's image archive.
 func (n *Node) Archive() *archive.Archive { return n.archive }
 
@@ -256,8 +277,9 @@ func (n *Node) DB() *sqlstore.DB { return n.db }
 // Serve answers requests until ctx ends.
 func (n *Node) Serve(ctx context.Context) error { return serveAll(ctx, n.log, n.servers) }
 
-// Close stops the servers and closes the database.
+// Close stops the servers and background work and closes the database.
 func (n *Node) Close() error {
+	n.stop()
 	shutdownAll(n.servers)
 	if n.db != nil {
 		return n.db.Close()
