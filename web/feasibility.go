@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html/template"
 	"context"
 	"io"
 	"log/slog"
@@ -24,10 +25,14 @@ type Feasibility struct {
 	Overview func(ctx context.Context, p bildrum.Principal) (any, error)
 	Auth     *auth.Authenticator
 	Log      *slog.Logger
+
+	page *template.Template
 }
 
 // Routes adds POST and GET /api/v1/feasibility to mux.
 func (f *Feasibility) Routes(mux *http.ServeMux) {
+	f.page = parse("research.html")
+	mux.HandleFunc("GET /research", f.researchPage)
 	mux.HandleFunc("POST /api/v1/feasibility", f.Auth.Require(f.ask, bildrum.RoleResearcher))
 	mux.HandleFunc("GET /api/v1/feasibility", f.Auth.Require(f.overview, bildrum.RoleResearcher))
 }

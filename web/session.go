@@ -91,6 +91,8 @@ func landing(role bildrum.Role) string {
 		return "/me"
 	case bildrum.RoleQuality, bildrum.RoleStaff:
 		return "/quality"
+	case bildrum.RoleResearcher:
+		return "/research"
 	}
 	return "/"
 }

@@ -414,7 +414,8 @@ func (d *Demo) Close() error {
 func demoLinks(e Endpoints) []web.Link {
 	links := []web.Link{
 		{Title: "Quality indicators, region by region", URL: "/quality", Note: "funnel plots and trends against the EU guidelines; sign in as quality or a region's staff"},
-		{Title: "Mina data", URL: "/me", Note: "a woman's own choices about her data; sign in as the citizen"},
+		{Title: "Mina data", URL: "/me", Note: "a woman's own choices about her data and her verifiable events; sign in as the citizen"},
+		{Title: "Feasibility counts", URL: "/research", Note: "how many women match a planned study, private by design; sign in as the researcher"},
 		{Title: "Federation overview (JSON)", URL: "/api/v1/federation", Note: "needs a bearer token from endpoints.json"},
 		{Title: "API description (OpenAPI 3.1)", URL: "/openapi.yaml"},
 	}
