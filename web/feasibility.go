@@ -1,8 +1,8 @@
 package web
 
 import (
-	"html/template"
 	"context"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"

@@ -25,4 +25,3 @@ func (f *Feasibility) researchPage(w http.ResponseWriter, r *http.Request) {
 		Regions  []bildrum.Region
 	}{secondary, bildrum.Regions()})
 }
-
