@@ -481,16 +481,25 @@ func (w *walker) walkElements(depth int, end int64, undefinedItem bool) error {
 	return nil
 }
 
+// itemHeader reads the tag and length of the next item of a sequence or of
+// encapsulated pixel data (PS3.5 §7.5), and the offset it starts at; inside
+// names what is being read, for the error.
+func (w *walker) itemHeader(inside string) (start int64, tag, length uint32, err error) {
+	start = w.c.off
+	b, err := w.c.read(8)
+	if err != nil {
+		return start, 0, 0, errors.New("the file ends inside " + inside)
+	}
+	return start, uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:])), w.bo.Uint32(b[4:]), nil
+}
+
 // walkItems walks the items of a sequence of undefined length.
 func (w *walker) walkItems(depth int) error {
 	for {
-		start := w.c.off
-		b, err := w.c.read(8)
+		start, t, vl, err := w.itemHeader("a sequence")
 		if err != nil {
-			return errors.New("the file ends inside a sequence")
+			return err
 		}
-		t := uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:]))
-		vl := w.bo.Uint32(b[4:])
 		switch {
 		case t == sequenceDelimTg:
 			return nil
@@ -513,13 +522,10 @@ func (w *walker) walkItems(depth int) error {
 // walkDefinedItems walks the items of a sequence of defined length.
 func (w *walker) walkDefinedItems(depth int, end int64) error {
 	for w.c.off < end {
-		start := w.c.off
-		b, err := w.c.read(8)
+		start, t, vl, err := w.itemHeader("a sequence")
 		if err != nil {
-			return errors.New("the file ends inside a sequence")
+			return err
 		}
-		t := uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:]))
-		vl := w.bo.Uint32(b[4:])
 		switch {
 		case t != itemTag:
 			return fmt.Errorf("expected an item at byte %d, found %s", start, tagString(t))
@@ -544,13 +550,10 @@ func (w *walker) walkDefinedItems(depth int, end int64) error {
 // walkFragments walks the items of encapsulated pixel data (PS3.5 §A.4).
 func (w *walker) walkFragments() error {
 	for {
-		start := w.c.off
-		b, err := w.c.read(8)
+		start, t, vl, err := w.itemHeader("the pixel data fragments")
 		if err != nil {
-			return errors.New("the file ends inside the pixel data fragments")
+			return err
 		}
-		t := uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:]))
-		vl := w.bo.Uint32(b[4:])
 		switch {
 		case t == sequenceDelimTg:
 			return nil

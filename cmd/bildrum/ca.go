@@ -49,9 +49,12 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, rest, stdout); err != nil {
 		return err
 	}
-	need := func(v, flagName string) error {
-		if v == "" {
-			return usageError{fmt.Sprintf("ca %s: give -%s", sub, flagName)}
+	// need checks that flags are given, as name, value pairs.
+	need := func(pairs ...string) error {
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if pairs[i+1] == "" {
+				return usageError{fmt.Sprintf("ca %s: give -%s", sub, pairs[i])}
+			}
 		}
 		return nil
 	}
@@ -69,7 +72,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch sub {
 	case "init":
-		if err := need(*dir, "dir"); err != nil {
+		if err := need("dir", *dir); err != nil {
 			return err
 		}
 		ca, err := federation.InitCA(*dir, *name, time.Now())
@@ -84,7 +87,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := need(*out, "out"); err != nil {
+		if err := need("out", *out); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(*out, 0o700); err != nil {
@@ -104,13 +107,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			filepath.Join(*out, "part.key"), filepath.Join(*out, "part.csr"))
 		return nil
 	case "sign":
-		if err := need(*dir, "dir"); err != nil {
-			return err
-		}
-		if err := need(*csr, "csr"); err != nil {
-			return err
-		}
-		if err := need(*out, "out"); err != nil {
+		if err := need("dir", *dir, "csr", *csr, "out", *out); err != nil {
 			return err
 		}
 		ca, err := federation.OpenCA(*dir)
@@ -132,10 +129,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := need(*dir, "dir"); err != nil {
-			return err
-		}
-		if err := need(*out, "out"); err != nil {
+		if err := need("dir", *dir, "out", *out); err != nil {
 			return err
 		}
 		ca, err := federation.OpenCA(*dir)
@@ -158,7 +152,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Issued %s into %s. The key was made on this machine: move it to the part's machine over a secure channel, or prefer 'ca request' there.\n", id, *out)
 		return nil
 	case "list":
-		if err := need(*dir, "dir"); err != nil {
+		if err := need("dir", *dir); err != nil {
 			return err
 		}
 		ca, err := federation.OpenCA(*dir)
@@ -182,7 +176,7 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	case "revoke":
-		if err := need(*dir, "dir"); err != nil {
+		if err := need("dir", *dir); err != nil {
 			return err
 		}
 		if serial == "" {
