@@ -29,6 +29,7 @@ var allowedSiblings = map[string][]string{
 	"register":   {},
 	"problem":    {},
 	"quality":    {},
+	"recruit":    {},
 	"query":      {},
 	"tlog":       {"problem"},
 	"docs":       {},

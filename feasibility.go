@@ -103,7 +103,11 @@ const (
 // without duplicates, empty ranges dropped, the unit spelt out. A
 // criterion that is unknown, malformed or cannot match is an EINVALID
 // error that says what to write instead.
-func (c Criteria) Check() (Criteria, error) {
+func (c Criteria) Check() (Criteria, error) { return c.check(false) }
+
+// check is Check, allowing the recruitment purpose for a recruitment
+// request's criteria (RecruitmentInput.Check).
+func (c Criteria) check(recruitment bool) (Criteria, error) {
 	out := Criteria{Purpose: c.Purpose, Round: c.Round, Unit: c.Unit}
 	if c.Purpose == "" {
 		return Criteria{}, Errorf(EINVALID, "purpose: name the secondary purpose of the count, such as research, statistics or quality")
@@ -115,6 +119,9 @@ func (c Criteria) Check() (Criteria, error) {
 	case PurposeCare:
 		return Criteria{}, Errorf(EINVALID, "purpose: care is primary use; a feasibility count is secondary use: name a secondary purpose such as research")
 	case PurposeRecruitment:
+		if recruitment {
+			break
+		}
 		return Criteria{}, Errorf(EINVALID, "purpose: recruitment (trial contact) is opt-in and has its own request; count the women for a planned trial with purpose research")
 	}
 	for _, r := range c.Regions {

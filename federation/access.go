@@ -80,13 +80,13 @@ func (h *Hub) PullAccessEvents(ctx context.Context, cursors eventCursors, append
 				if ev.Event.Region != n.Region {
 					return carried, fmt.Errorf("node %s sent an access event of region %q", n.Region, ev.Event.Region)
 				}
-				if err := appendEvent(ctx, ev.Event); err != nil {
-					return carried, err
-				}
-				seq = ev.Seq
-				carried++
+			}
+			if err := appendPage(ctx, page, appendEvent); err != nil {
+				return carried, err
 			}
 			if len(page) > 0 {
+				seq = page[len(page)-1].Seq
+				carried += len(page)
 				if err := cursors.SetEventCursor(ctx, n.Region, seq); err != nil {
 					return carried, err
 				}
@@ -98,11 +98,78 @@ func (h *Hub) PullAccessEvents(ctx context.Context, cursors eventCursors, append
 	}), nil
 }
 
-// AccessPull runs PullAccessEvents every Interval until ctx ends.
+// appendWorkers is how many events of a page are appended at once: the log
+// sequences concurrent appends in one durable batch, so a page goes in
+// about as fast as one event would alone.
+const appendWorkers = 256
+
+// appendPage appends every event of a page, many at once, and returns the
+// first error. When it fails some events may be in the log already; the
+// cursor does not move, so they are appended again on the next pull.
+func appendPage(ctx context.Context, page []AccessEvent, appendEvent func(context.Context, bildrum.AccessEvent) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, appendWorkers)
+	for _, ev := range page {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := appendEvent(ctx, ev.Event); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// LocalRegion is the cursor name of the hub's own outbox.
+const LocalRegion = "hub"
+
+// PullLocal carries the hub's own outbox (the access events of steps the
+// hub takes itself, such as recruitment invitations) into the log, as
+// PullAccessEvents does a node's.
+func PullLocal(ctx context.Context, outbox AccessOutbox, cursors eventCursors, appendEvent func(context.Context, bildrum.AccessEvent) error) (int, error) {
+	seq, err := cursors.EventCursor(ctx, LocalRegion)
+	if err != nil {
+		return 0, err
+	}
+	carried := 0
+	for {
+		page, err := outbox(ctx, seq, pullPage)
+		if err != nil {
+			return carried, err
+		}
+		if err := appendPage(ctx, page, appendEvent); err != nil {
+			return carried, err
+		}
+		if len(page) > 0 {
+			seq = page[len(page)-1].Seq
+			carried += len(page)
+			if err := cursors.SetEventCursor(ctx, LocalRegion, seq); err != nil {
+				return carried, err
+			}
+		}
+		if len(page) < pullPage {
+			return carried, nil
+		}
+	}
+}
+
+// AccessPull runs PullAccessEvents (and PullLocal when Local is set) every
+// Interval until ctx ends.
 type AccessPull struct {
-	Hub      *Hub
-	Cursors  eventCursors
-	Append   func(context.Context, bildrum.AccessEvent) error
+	Hub     *Hub
+	Cursors eventCursors
+	Append  func(context.Context, bildrum.AccessEvent) error
+	// Local is the hub's own outbox; nil when the hub keeps none.
+	Local    AccessOutbox
 	Interval time.Duration // default 2s
 	Log      *slog.Logger
 
@@ -113,6 +180,11 @@ type AccessPull struct {
 func (p *AccessPull) Once(ctx context.Context) ([]Result[int], error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.Local != nil {
+		if _, err := PullLocal(ctx, p.Local, p.Cursors, p.Append); err != nil {
+			return nil, fmt.Errorf("carry the hub's own access events: %w", err)
+		}
+	}
 	return p.Hub.PullAccessEvents(ctx, p.Cursors, p.Append)
 }
 

@@ -68,6 +68,12 @@ func ReplicaRoutes(mux *http.ServeMux, replica bildrum.ConsentReplica, now func(
 
 // post sends v as JSON to a part and decodes its answer; it is not retried.
 func (c *Client) post(ctx context.Context, id Identity, url string, v, out any) error {
+	return c.postLimit(ctx, id, url, v, out, maxResponse)
+}
+
+// postLimit is post reading at most limit bytes of the answer, for calls
+// whose answers may be larger than most.
+func (c *Client) postLimit(ctx context.Context, id Identity, url string, v, out any, limit int64) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -86,7 +92,7 @@ func (c *Client) post(ctx context.Context, id Identity, url string, v, out any) 
 		return err
 	}
 	defer resp.Body.Close()
-	lr := io.LimitReader(resp.Body, maxResponse)
+	lr := io.LimitReader(resp.Body, limit)
 	if resp.StatusCode != http.StatusOK {
 		var p problem.Details
 		json.NewDecoder(lr).Decode(&p)

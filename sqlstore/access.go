@@ -12,8 +12,9 @@ import (
 
 var _ bildrum.AccessRecorder = (*DB)(nil)
 
-// RecordAccess keeps an access event in the node's outbox; it is durable
-// when RecordAccess returns, so the caller may then serve the data.
+// RecordAccess keeps an access event in the outbox (a node's, or the
+// hub's for the accesses the hub makes itself); it is durable when
+// RecordAccess returns, so the caller may then serve the data.
 func (d *DB) RecordAccess(ctx context.Context, e bildrum.AccessEvent) error {
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -25,7 +26,49 @@ func (d *DB) RecordAccess(ctx context.Context, e bildrum.AccessEvent) error {
 	return nil
 }
 
-// OutboxEvent is an access event in a node's outbox, numbered in order.
+// RecordAccesses keeps access events in the outbox, in order, in one
+// transaction: all are durable when it returns, or none is recorded. An
+// empty slice records nothing.
+func (d *DB) RecordAccesses(ctx context.Context, events []bildrum.AccessEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record %d accesses: %w", len(events), err)
+	}
+	defer tx.Rollback()
+	if err := d.insertAccesses(ctx, tx, events); err != nil {
+		return fmt.Errorf("record %d accesses: %w", len(events), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record %d accesses: commit: %w", len(events), err)
+	}
+	return nil
+}
+
+// accessBatch is how many events one INSERT into access_outbox carries.
+const accessBatch = 100
+
+// insertAccesses adds events to the outbox within tx, in order, through a
+// statement of accessBatch rows prepared once: the writes of a store that
+// cause accesses record them in their own transaction with this.
+func (d *DB) insertAccesses(ctx context.Context, tx *sql.Tx, events []bildrum.AccessEvent) error {
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("access event: %w", err)
+		}
+		rows[i] = []any{string(b)}
+	}
+	if err := d.insertBatches(ctx, tx, `INSERT INTO access_outbox (event) VALUES `, 1, accessBatch, rows); err != nil {
+		return fmt.Errorf("access events: %w", err)
+	}
+	return nil
+}
+
+// OutboxEvent is an access event in an outbox, numbered in order.
 type OutboxEvent struct {
 	Seq   int64               `json:"seq"`
 	Event bildrum.AccessEvent `json:"event"`

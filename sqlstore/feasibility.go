@@ -76,6 +76,34 @@ func (d *DB) countQuery(c bildrum.Criteria, maxPerWoman int) (string, []any, err
 	if c.Unit == bildrum.UnitExaminations && maxPerWoman < 1 {
 		return "", nil, bildrum.Errorf(bildrum.EINVALID, "count matching: examinations need a cap per woman of at least 1")
 	}
+	where, args, err := d.criteriaWhere("count matching", c)
+	if err != nil {
+		return "", nil, err
+	}
+
+	per := "COUNT(*)" // women
+	var outer []any
+	if c.Unit == bildrum.UnitExaminations {
+		per = "COALESCE(SUM(CASE WHEN m.n > ? THEN ? ELSE m.n END), 0)"
+		outer = []any{maxPerWoman, maxPerWoman}
+	}
+	q := `SELECT CAST(` + per + ` AS BIGINT) FROM (
+		SELECT e.person_id AS person_id, COUNT(*) AS n FROM episodes e` + d.countIndex() + `
+		WHERE ` + where + `
+		GROUP BY e.person_id
+	) m WHERE NOT EXISTS (SELECT 1 FROM consent_replica_optout o WHERE o.person_id = m.person_id AND o.purpose = ?)`
+	args = append(outer, append(args, string(c.Purpose))...)
+	return d.rebind(q), args, nil
+}
+
+// criteriaWhere compiles the examination conditions of checked criteria
+// into the WHERE clause of a statement over episodes e, read through the
+// index episodes_feasibility (countIndex), and its bound arguments: the
+// conditions that CountMatching and TrialCandidates share, so that a count
+// and a recruitment match select the very same examinations. Only fixed SQL
+// fragments are written into the text; every value of the criteria is a
+// bound argument. op names the operation in errors.
+func (d *DB) criteriaWhere(op string, c bildrum.Criteria) (string, []any, error) {
 	where := []string{"e.attended", "e.exam_date IS NOT NULL"}
 	var args []any
 	add := func(cond string, a ...any) {
@@ -109,7 +137,7 @@ func (d *DB) countQuery(c bildrum.Criteria, maxPerWoman int) (string, []any, err
 		add("e.round > 1")
 	case "":
 	default:
-		return "", nil, bildrum.Errorf(bildrum.EINVALID, "count matching: unknown round %q", c.Round)
+		return "", nil, bildrum.Errorf(bildrum.EINVALID, "%s: unknown round %q", op, c.Round)
 	}
 	if len(c.BIRADS) > 0 {
 		add(in("e.consensus_birads", len(c.BIRADS)), anys(c.BIRADS)...)
@@ -139,7 +167,7 @@ func (d *DB) countQuery(c bildrum.Criteria, maxPerWoman int) (string, []any, err
 			case bildrum.FindingBenign:
 				ors, args = append(ors, "e.outcome = ?"), append(args, string(bildrum.OutcomeBenign))
 			default:
-				return "", nil, bildrum.Errorf(bildrum.EINVALID, "count matching: unknown finding %q", f)
+				return "", nil, bildrum.Errorf(bildrum.EINVALID, "%s: unknown finding %q", op, f)
 			}
 		}
 		where = append(where, "("+strings.Join(ors, " OR ")+")")
@@ -150,24 +178,11 @@ func (d *DB) countQuery(c bildrum.Criteria, maxPerWoman int) (string, []any, err
 		// another, and cheaper than delimiting each row's text; any other
 		// code is refused, so that this stays so.
 		if !slices.Contains(bildrum.StandardViews(), v) {
-			return "", nil, bildrum.Errorf(bildrum.EINVALID, "count matching: unknown view %q", v)
+			return "", nil, bildrum.Errorf(bildrum.EINVALID, "%s: unknown view %q", op, v)
 		}
 		add(d.contains("e.views")+" > 0", v)
 	}
-
-	per := "COUNT(*)" // women
-	var outer []any
-	if c.Unit == bildrum.UnitExaminations {
-		per = "COALESCE(SUM(CASE WHEN m.n > ? THEN ? ELSE m.n END), 0)"
-		outer = []any{maxPerWoman, maxPerWoman}
-	}
-	q := `SELECT CAST(` + per + ` AS BIGINT) FROM (
-		SELECT e.person_id AS person_id, COUNT(*) AS n FROM episodes e` + d.countIndex() + `
-		WHERE ` + strings.Join(where, " AND ") + `
-		GROUP BY e.person_id
-	) m WHERE NOT EXISTS (SELECT 1 FROM consent_replica_optout o WHERE o.person_id = m.person_id AND o.purpose = ?)`
-	args = append(outer, append(args, string(c.Purpose))...)
-	return d.rebind(q), args, nil
+	return strings.Join(where, " AND "), args, nil
 }
 
 // sqliteAgeKey is the SQL of an examination's age key: (YYYYMMDD of the

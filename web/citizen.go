@@ -19,6 +19,10 @@ type Citizen struct {
 	Log      *slog.Logger
 	// Events, when set, is the address of her events API shown on the page.
 	Events string
+	// Inbox, when set, is the address of her invitations API
+	// (/api/v1/me/invitations, served by Recruitment): the page then shows
+	// her inbox of invitations to studies.
+	Inbox string
 
 	page *template.Template
 }
@@ -86,6 +90,34 @@ var pageText = map[string]text{
 	"eventsText": {"Varje gång någon använder dina uppgifter skrivs det i en öppen logg som ingen kan ändra i efterhand. Din webbläsare kontrollerar själv beviset för varje händelse.", "Every time anyone uses your data, it is written to an open log that nobody can change afterwards. Your browser checks the proof of each event itself."},
 	"signout":    {"Logga ut", "Sign out"},
 	"otherLang":  {"In English", "På svenska"},
+
+	// Her inbox of invitations to studies (inbox.js fills it).
+	"inbox":         {"Inbjudningar till studier", "Invitations to studies"},
+	"inboxText":     {"Forskare med en godkänd studie kan bjuda in dig här. Forskaren vet inte vem du är förrän du själv tackar ja.", "Researchers with an approved study can invite you here. The researcher does not know who you are unless you accept."},
+	"inboxWithdraw": {"Stänger du av kontakt om studier dras dina obesvarade inbjudningar tillbaka.", "If you turn off contact about trials, your unanswered invitations are withdrawn."},
+	"inboxEmpty":    {"Du har inga inbjudningar.", "You have no invitations."},
+	"inboxOne":      {"Du har en inbjudan till en studie att svara på.", "You have an invitation to a study to answer."},
+	"inboxMany":     {"Du har {n} inbjudningar till studier att svara på.", "You have {n} invitations to studies to answer."},
+	"inboxLoading":  {"Hämtar dina inbjudningar …", "Fetching your invitations …"},
+	"invSponsor":    {"Sponsor", "Sponsor"},
+	"invWho":        {"Vem frågar", "Who asks"},
+	"invEthics":     {"Etikgodkännande", "Ethics approval"},
+	"invEnds":       {"Svara senast", "Answer by"},
+	"invReceived":   {"Mottagen", "Received"},
+	"invText":       {"Inbjudan", "The invitation"},
+	"why":           {"Varför fick jag den här?", "Why did I get this?"},
+	"whyNote":       {"Ingen uppgift om dig lämnades till forskaren för att skicka inbjudan: bara du ser den.", "Nothing about you was given to the researcher to send this invitation: only you see it."},
+	"accept":        {"Ja, jag vill delta", "Yes, I want to take part"},
+	"decline":       {"Nej tack", "No, thank you"},
+	"acceptNote":    {"Tackar du ja får forskaren dessa kontaktuppgifter, och inget annat om dig:", "If you accept, the researcher receives these contact details, and nothing else about you:"},
+	"noContact":     {"inga: lägg till e-post eller telefon under Kontakt om kliniska studier", "none: add an e-mail address or phone number under Contact about clinical trials"},
+	"passedOn":      {"Dessa kontaktuppgifter lämnades till forskaren:", "These contact details were passed on to the researcher:"},
+	"stPending":     {"Obesvarad", "Not answered"},
+	"stAccepted":    {"Du tackade ja", "You accepted"},
+	"stDeclined":    {"Du tackade nej", "You declined"},
+	"stWithdrawn":   {"Återkallad: du stängde av kontakt om studier", "Withdrawn: you turned off contact about trials"},
+	"stClosed":      {"Studien tar inte längre emot svar", "The study no longer takes answers"},
+	"answeredOn":    {"den", "on"},
 }
 
 // purposeRow is one purpose on her page.
@@ -144,5 +176,6 @@ func (c *Citizen) minaData(w http.ResponseWriter, r *http.Request) {
 		Regions         []regionRow
 		BlockAll        bool
 		Events          string
-	}{lang, other, t, p.Person, rec, purposes, regions, slices.Contains(rec.Choices.CareBlocks, bildrum.AllRegions), c.Events})
+		Inbox           string
+	}{lang, other, t, p.Person, rec, purposes, regions, slices.Contains(rec.Choices.CareBlocks, bildrum.AllRegions), c.Events, c.Inbox})
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -37,6 +38,10 @@ type Consent struct {
 	// short deadline, and says which regions confirmed it; the rest follow
 	// with the hub's periodic sync.
 	Propagate func(ctx context.Context) []bildrum.RegionAnswer
+	// Changed, when set, is told of every change after it is stored: the
+	// recruitment broker withdraws pending invitations when she withdraws
+	// her trial-contact opt-in.
+	Changed func(ctx context.Context, p bildrum.Principal, rec bildrum.ConsentRecord) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -89,6 +94,12 @@ func (c *Consent) put(w http.ResponseWriter, r *http.Request) {
 			Kind: AccessConsentChange, What: "consent register version " + itoa64(rec.Version),
 		}); err != nil {
 			c.Log.Error("record consent change", "err", err)
+		}
+	}
+	if c.Changed != nil {
+		if err := c.Changed(r.Context(), p, rec); err != nil {
+			problem.Error(w, r, c.Log, fmt.Errorf("your choices are saved, but applying them failed: %w", err))
+			return
 		}
 	}
 	view := consentView{ConsentChoices: rec.Choices, Version: rec.Version, ChangedAt: rec.ChangedAt}

@@ -93,6 +93,8 @@ func landing(role bildrum.Role) string {
 		return "/quality"
 	case bildrum.RoleResearcher:
 		return "/research"
+	case bildrum.RolePermitOfficer:
+		return "/recruitment"
 	}
 	return "/"
 }

@@ -242,6 +242,8 @@ func (d *Demo) prepare(dir, hubWeb string, nodeWeb, nodeFed []string) (demoFiles
 		Log: LogConfig{Dir: filepath.Join(dir, "log", "public"), Origin: "demo.bildrum.se/log", Key: filepath.Join(dir, "log", "log.key"),
 			CommitmentKey: filepath.Join(dir, "log", "commitment.key"), Index: filepath.Join(dir, "log", "persons.idx")}}
 	synthetic := &SyntheticConfig{Seed: d.cfg.Seed, Regions: d.cfg.Regions, Images: d.cfg.Images, ImageWidth: 256}
+	f.hub.SyntheticConsent = &SyntheticConfig{Seed: d.cfg.Seed, Regions: d.cfg.Regions}
+	f.hub.Notifications = filepath.Join(dir, "notifications.jsonl")
 	for i, region := range d.cfg.Regions {
 		reg, _ := bildrum.RegionByCode(region)
 		nc := NodeConfig{Region: region, Database: filepath.Join(dir, "node-"+region+".db"), WebAddr: nodeWeb[i], FederationAddr: nodeFed[i],

@@ -17,7 +17,9 @@ import (
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/quality"
 	"github.com/bildrum/bildrum/query"
+	"github.com/bildrum/bildrum/recruit"
 	"github.com/bildrum/bildrum/sqlstore"
+	"github.com/bildrum/bildrum/synth"
 	"github.com/bildrum/bildrum/tlog"
 	"github.com/bildrum/bildrum/web"
 )
@@ -64,6 +66,15 @@ type HubConfig struct {
 	// "token"}). Only for demo federations with synthetic data; a real one
 	// signs people in with their e-identification. Optional.
 	DemoPersonas string `json:"demo_personas,omitempty"`
+	// Notifications is the file to which the recruitment broker appends
+	// the notifications of new invitations (one JSON object a line), the
+	// demo's stand-in for SMS and e-mail. Without it notifications wait,
+	// unsent, in the hub's database. Optional.
+	Notifications string `json:"notifications,omitempty"`
+	// SyntheticConsent, for demo federations, fills an empty consent
+	// register with the synthetic population's choices (synth.ConsentChoices):
+	// some women opted in to trial contact, a few opted out. Optional.
+	SyntheticConsent *SyntheticConfig `json:"synthetic_consent,omitempty"`
 	// Links are shown on the first page as what exists so far. Optional.
 	Links []web.Link `json:"links,omitempty"`
 }
@@ -146,6 +157,7 @@ type Hub struct {
 	servers []server
 	sync    *federation.ConsentSync
 	pull    *federation.AccessPull
+	broker  *recruit.Broker
 }
 
 // OpenHub opens a hub from its configuration; webL may be a listener opened
@@ -186,6 +198,11 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	if err := loadCredentials(ctx, cfg.Credentials, h.db); err != nil {
 		return nil, err
 	}
+	if cfg.SyntheticConsent != nil {
+		if err := seedConsent(ctx, h.db, *cfg.SyntheticConsent); err != nil {
+			return nil, err
+		}
+	}
 	if webL == nil {
 		if webL, err = listen(cfg.WebAddr, "hub web"); err != nil {
 			return nil, err
@@ -204,10 +221,23 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	syncEvery, _ := time.ParseDuration(cfg.ConsentSync)
 	h.sync = &federation.ConsentSync{Hub: fed, Register: h.db, Interval: syncEvery, Log: h.log}
 	h.sync.Init()
-	h.pull = &federation.AccessPull{Hub: fed, Cursors: h.db, Append: h.tlog.RecordAccess, Log: h.log}
+	h.pull = &federation.AccessPull{Hub: fed, Cursors: h.db, Append: h.tlog.RecordAccess, Local: outboxOf(h.db), Log: h.log}
+	h.broker = &recruit.Broker{Store: h.db, Consent: h.db, Log: h.log,
+		Match: func(ctx context.Context, req bildrum.TrialMatchRequest, regions []string) ([]recruit.RegionMatch, error) {
+			results, err := fed.MatchRecruitment(ctx, req, regions)
+			out := make([]recruit.RegionMatch, len(results))
+			for i, r := range results {
+				out[i] = recruit.RegionMatch{RegionAnswer: r.RegionAnswer, Answer: r.Value}
+			}
+			return out, err
+		}}
+	if cfg.Notifications != "" {
+		h.broker.Notifier = &recruit.FileNotifier{Path: cfg.Notifications}
+	}
 	authn := &auth.Authenticator{Store: h.db, Log: h.log}
 	mux := http.NewServeMux()
-	(&web.Consent{Register: h.db, Auth: authn, Log: h.log, Recorder: h.tlog, Propagate: func(ctx context.Context) []bildrum.RegionAnswer {
+	(&web.Recruitment{Broker: h.broker, Auth: authn, Log: h.log}).Routes(mux)
+	(&web.Consent{Register: h.db, Auth: authn, Log: h.log, Recorder: h.tlog, Changed: h.broker.ConsentChanged, Propagate: func(ctx context.Context) []bildrum.RegionAnswer {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		results, err := fed.SyncConsent(ctx, h.db)
@@ -232,7 +262,7 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 		}
 	}
 	(&web.Sessions{Auth: authn, Log: h.log, Demo: demo}).Routes(mux)
-	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log, Events: "/api/v1/me/events"}).Routes(mux)
+	(&web.Citizen{Register: h.db, Auth: authn, Log: h.log, Events: "/api/v1/me/events", Inbox: "/api/v1/me/invitations"}).Routes(mux)
 	(&web.Feasibility{Auth: authn, Log: h.log,
 		Ask: func(ctx context.Context, body []byte, p bildrum.Principal) (any, error) {
 			c, err := query.ParseCriteria(body)
@@ -301,6 +331,34 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	return h, nil
 }
 
+// seedConsent fills an empty consent register with the synthetic
+// population's choices.
+func seedConsent(ctx context.Context, register bildrum.ConsentStore, cfg SyntheticConfig) error {
+	_, version, err := register.ConsentChanges(ctx, 0, 1)
+	if err != nil || version > 0 {
+		return err
+	}
+	seen := map[bildrum.PersonID]bool{}
+	var persons []bildrum.PersonID
+	if _, err := synth.Generate(ctx, synth.Config{Seed: cfg.Seed, Regions: cfg.Regions}, func(e bildrum.ScreeningEpisode) error {
+		if !seen[e.Person] {
+			seen[e.Person] = true
+			persons = append(persons, e.Person)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("synthetic consent: %w", err)
+	}
+	for _, p := range persons {
+		if c, ok := synth.ConsentChoices(cfg.Seed, p); ok {
+			if _, err := register.PutConsent(ctx, p, c, "synthetic population"); err != nil {
+				return fmt.Errorf("synthetic consent: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // WebURL is where the hub's pages are.
 func (h *Hub) WebURL() string { return "http://" + h.servers[0].l.Addr().String() }
 
@@ -309,13 +367,15 @@ func (h *Hub) WebURL() string { return "http://" + h.servers[0].l.Addr().String(
 func (h *Hub) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() { h.sync.Run(ctx); done <- struct{}{} }()
 	go func() { h.pull.Run(ctx); done <- struct{}{} }()
+	go func() { h.broker.Run(ctx); done <- struct{}{} }()
 	err := serveAll(ctx, h.log, h.servers)
 	cancel()
-	<-done
-	<-done
+	for range cap(done) {
+		<-done
+	}
 	return err
 }
 
@@ -347,6 +407,17 @@ func (h *Hub) CarryAccessEvents(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// MatchRecruitmentNow has the nodes match every approved recruitment
+// request that some region has not matched yet, and sends the
+// notifications, now instead of at the broker's next round.
+func (h *Hub) MatchRecruitmentNow(ctx context.Context) error {
+	if err := h.broker.MatchPending(ctx); err != nil {
+		return err
+	}
+	_, err := h.broker.Notify(ctx)
+	return err
 }
 
 // LogVerifierKey is the transparency log's verifier key (signed-note format).

@@ -22,6 +22,7 @@ import (
 	"github.com/bildrum/bildrum/federation"
 	"github.com/bildrum/bildrum/quality"
 	"github.com/bildrum/bildrum/query"
+	"github.com/bildrum/bildrum/recruit"
 	"github.com/bildrum/bildrum/sqlstore"
 	"github.com/bildrum/bildrum/synth"
 	"github.com/bildrum/bildrum/web"
@@ -219,14 +220,8 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 		return nil, err
 	}
 	federation.FeasibilityRoutes(fedMux, feas, n.log)
-	federation.AccessRoutes(fedMux, func(ctx context.Context, after int64, limit int) ([]federation.AccessEvent, error) {
-		events, err := n.db.AccessEventsAfter(ctx, after, limit)
-		out := make([]federation.AccessEvent, len(events))
-		for i, e := range events {
-			out[i] = federation.AccessEvent{Seq: e.Seq, Event: e.Event}
-		}
-		return out, err
-	}, n.log)
+	federation.RecruitmentRoutes(fedMux, &recruit.Matcher{Region: cfg.Region, Store: n.db, Fresh: checker.Fresh, Recorder: n.db}, n.log)
+	federation.AccessRoutes(fedMux, outboxOf(n.db), n.log)
 	targets, err := quality.DefaultTargets()
 	if err != nil {
 		return nil, err
@@ -243,6 +238,19 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 		newHTTPServer(fedMux, fedL, n.creds.ServerConfig(), n.log),
 	}
 	return n, nil
+}
+
+// outboxOf serves a database's access outbox (a node's, or the hub's own)
+// to the hub's pull.
+func outboxOf(db *sqlstore.DB) federation.AccessOutbox {
+	return func(ctx context.Context, after int64, limit int) ([]federation.AccessEvent, error) {
+		events, err := db.AccessEventsAfter(ctx, after, limit)
+		out := make([]federation.AccessEvent, len(events))
+		for i, e := range events {
+			out[i] = federation.AccessEvent{Seq: e.Seq, Event: e.Event}
+		}
+		return out, err
+	}
 }
 
 // WebURL is where the node's pages are.
