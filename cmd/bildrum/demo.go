@@ -418,6 +418,7 @@ func demoLinks(e Endpoints) []web.Link {
 		{Title: "Quality indicators, region by region", URL: "/quality", Note: "funnel plots and trends against the EU guidelines; sign in as quality or a region's staff"},
 		{Title: "Mina data", URL: "/me", Note: "a woman's own choices about her data and her verifiable events; sign in as the citizen"},
 		{Title: "Feasibility counts", URL: "/research", Note: "how many women match a planned study, private by design; sign in as the researcher"},
+		{Title: "Trial recruitment", URL: "/recruitment", Note: "invitations that reach only women who opted in; sign in as the researcher or the permit officer"},
 		{Title: "Federation overview (JSON)", URL: "/api/v1/federation", Note: "needs a bearer token from endpoints.json"},
 		{Title: "API description (OpenAPI 3.1)", URL: "/openapi.yaml"},
 	}
