@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ import (
 // rather than each on its own machine. peak-heap-MB is the largest heap
 // (live and not yet swept objects) sampled every 10 ms during the timed
 // part, hub and nodes together; alloc-MB is what the timed part allocated.
+// peak-rss-MB is the process's peak resident memory during the timed part
+// (Linux only), which also counts what SQLite's page caches hold outside
+// the Go heap and what stays resident of the setup.
 func BenchmarkRecruitment(b *testing.B) {
 	target := 100000
 	if v := os.Getenv("BILDRUM_BENCH_RECRUIT_WOMEN"); v != "" {
@@ -114,7 +118,7 @@ func BenchmarkRecruitment(b *testing.B) {
 	}
 
 	var match, notify time.Duration
-	var peak, alloc uint64
+	var peak, rss, alloc uint64
 	invited := 0
 	for b.Loop() {
 		b.StopTimer()
@@ -129,6 +133,10 @@ func BenchmarkRecruitment(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		sampler := sampleHeap()
+		resetPeakRSS()
+		if invited == 0 {
+			b.Logf("resident before the timed part: %d MB", peakRSS()>>20)
+		}
 		b.StartTimer()
 
 		start := time.Now()
@@ -144,6 +152,7 @@ func BenchmarkRecruitment(b *testing.B) {
 
 		b.StopTimer()
 		peak = max(peak, sampler())
+		rss = max(rss, peakRSS())
 		runtime.ReadMemStats(&after)
 		alloc += after.TotalAlloc - before.TotalAlloc
 		match += matched.Sub(start)
@@ -165,6 +174,9 @@ func BenchmarkRecruitment(b *testing.B) {
 	b.ReportMetric(float64(invited)/runs, "invited")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 	b.ReportMetric(float64(alloc)/runs/(1<<20), "alloc-MB")
+	if rss > 0 {
+		b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MB")
+	}
 }
 
 // sampleHeap samples the heap's objects (live and not yet swept, as
@@ -196,6 +208,29 @@ func sampleHeap() func() uint64 {
 		<-done
 		return max(peak, read())
 	}
+}
+
+// resetPeakRSS resets the process's peak resident set size (Linux
+// proc(5), clear_refs), so that peakRSS then gives the peak since.
+func resetPeakRSS() {
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM), or 0 where
+// /proc does not give it.
+func peakRSS() uint64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var n uint64
+			fmt.Sscan(kb, &n)
+			return n << 10
+		}
+	}
+	return 0
 }
 
 // openCopy copies the cached database name into dir and opens it.

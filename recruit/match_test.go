@@ -47,7 +47,9 @@ func TestMatcher(t *testing.T) {
 		{"feasibility purpose", fresh, func(r *bildrum.TrialMatchRequest) { r.Criteria.Purpose = bildrum.PurposeResearch }, bildrum.EINVALID},
 		{"ended", fresh, func(r *bildrum.TrialMatchRequest) { r.Ends = bildrum.Date{Year: 2026, Month: 11, Day: 22} }, bildrum.EINVALID},
 		{"no researcher", fresh, func(r *bildrum.TrialMatchRequest) { r.Researcher = bildrum.Requester{} }, bildrum.EINVALID},
-		{"bad density", fresh, func(r *bildrum.TrialMatchRequest) { r.Criteria.Density = []bildrum.Density{"x'; DROP TABLE episodes; --"} }, bildrum.EINVALID},
+		{"bad density", fresh, func(r *bildrum.TrialMatchRequest) {
+			r.Criteria.Density = []bildrum.Density{"x'; DROP TABLE episodes; --"}
+		}, bildrum.EINVALID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store, rec := &fakeCandidates{persons: []bildrum.PersonID{anna}}, &fakeRecorder{}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/bildrum/bildrum"
 )
 
 // Notification is a message telling a woman that her inbox at bildrum has
@@ -34,36 +36,76 @@ const (
 		"You have been invited to a clinical trial. Log in to My data to read it and answer."
 )
 
+// batchNotifier delivers a page of notifications at once (one durable
+// write for all), as FileNotifier does.
+type batchNotifier interface {
+	NotifyAll(ctx context.Context, ns []Notification) error
+}
+
+// batchSent marks a page of notifications sent in one transaction, as
+// sqlstore.DB does.
+type batchSent interface {
+	NotificationsSent(ctx context.Context, seqs []int64) error
+}
+
+// notifyPage is how many notifications Notify delivers at once.
+const notifyPage = 1000
+
 // Notify sends the notifications of new invitations that are still
 // pending, to the contact details each woman gives now (none when she has
-// withdrawn her opt-in), and returns how many it sent.
+// withdrawn her opt-in), a page at a time, and returns how many it sent.
+// A page is marked sent only after it is delivered, so a crash between the
+// two sends it again rather than never.
 func (b *Broker) Notify(ctx context.Context) (int, error) {
 	if b.Notifier == nil {
 		return 0, nil
 	}
 	sent := 0
 	for {
-		pending, err := b.Store.PendingNotifications(ctx, 500)
+		pending, err := b.Store.PendingNotifications(ctx, notifyPage)
 		if err != nil {
 			return sent, err
 		}
+		persons := make([]bildrum.PersonID, len(pending))
+		for i, n := range pending {
+			persons[i] = n.Person
+		}
+		contacts, err := b.Consent.TrialContacts(ctx, persons)
+		if err != nil {
+			return sent, err
+		}
+		var page []Notification
+		seqs := make([]int64, 0, len(pending))
 		for _, n := range pending {
-			rec, err := b.Consent.Consent(ctx, n.Person)
-			if err != nil {
-				return sent, err
-			}
-			if tc := rec.Choices.TrialContact; tc.OptIn {
-				if err := b.Notifier.Notify(ctx, Notification{Time: b.now().UTC(), Email: tc.Email, Phone: tc.Phone,
-					Subject: notifySubject, Text: notifyText}); err != nil {
-					return sent, fmt.Errorf("notify about invitation %s: %w", n.Invitation, err)
-				}
-				sent++
-			}
-			if err := b.Store.NotificationSent(ctx, n.Seq); err != nil {
-				return sent, err
+			seqs = append(seqs, n.Seq)
+			if tc, ok := contacts[n.Person]; ok && tc.OptIn {
+				page = append(page, Notification{Time: b.now().UTC(), Email: tc.Email, Phone: tc.Phone, Subject: notifySubject, Text: notifyText})
 			}
 		}
-		if len(pending) < 500 {
+		if bn, ok := b.Notifier.(batchNotifier); ok {
+			if err := bn.NotifyAll(ctx, page); err != nil {
+				return sent, fmt.Errorf("notify about new invitations: %w", err)
+			}
+		} else {
+			for _, n := range page {
+				if err := b.Notifier.Notify(ctx, n); err != nil {
+					return sent, fmt.Errorf("notify about a new invitation: %w", err)
+				}
+			}
+		}
+		sent += len(page)
+		if bs, ok := b.Store.(batchSent); ok {
+			if err := bs.NotificationsSent(ctx, seqs); err != nil {
+				return sent, err
+			}
+		} else {
+			for _, seq := range seqs {
+				if err := b.Store.NotificationSent(ctx, seq); err != nil {
+					return sent, err
+				}
+			}
+		}
+		if len(pending) < notifyPage {
 			return sent, nil
 		}
 	}
@@ -78,9 +120,21 @@ type FileNotifier struct {
 
 // Notify implements Notifier.
 func (f *FileNotifier) Notify(ctx context.Context, n Notification) error {
-	line, err := json.Marshal(n)
-	if err != nil {
-		return err
+	return f.NotifyAll(ctx, []Notification{n})
+}
+
+// NotifyAll appends many notifications with one sync.
+func (f *FileNotifier) NotifyAll(ctx context.Context, ns []Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	var lines []byte
+	for _, n := range ns {
+		line, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		lines = append(append(lines, line...), '\n')
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -88,7 +142,7 @@ func (f *FileNotifier) Notify(ctx context.Context, n Notification) error {
 	if err != nil {
 		return fmt.Errorf("notification outbox: %w", err)
 	}
-	if _, err := file.Write(append(line, '\n')); err != nil {
+	if _, err := file.Write(lines); err != nil {
 		file.Close()
 		return fmt.Errorf("notification outbox %s: %w", f.Path, err)
 	}

@@ -55,9 +55,12 @@ type RegionMatch struct {
 }
 
 // consentRegister is what the broker reads of the national consent
-// register: a woman's current trial-contact choice.
+// register: a woman's current choices, and the current trial-contact
+// choices of many women at once, in which a woman who does not opt in is
+// absent (sqlstore.DB.TrialContacts).
 type consentRegister interface {
 	Consent(ctx context.Context, person bildrum.PersonID) (bildrum.ConsentRecord, error)
+	TrialContacts(ctx context.Context, persons []bildrum.PersonID) (map[bildrum.PersonID]bildrum.TrialContact, error)
 }
 
 // Broker is the recruitment broker at the hub.
@@ -262,31 +265,36 @@ func (b *Broker) match(ctx context.Context, r bildrum.RecruitmentRequest) error 
 	if err != nil {
 		return err
 	}
-	var candidates []bildrum.Invitation
+	// The hub's register is the newest word on her opt-in: a node's
+	// replica may lag a withdrawal by a few seconds. It is asked about
+	// every woman matched at once.
+	var persons []bildrum.PersonID
+	var regions []string // of persons
 	seen := map[bildrum.PersonID]bool{}
 	for _, res := range results {
 		if res.Status != bildrum.AnswerOK || matched(r, res.Region) {
 			continue
 		}
 		for _, person := range res.Answer.Persons {
-			if seen[person] {
-				continue
+			if !seen[person] {
+				seen[person] = true
+				persons, regions = append(persons, person), append(regions, res.Region)
 			}
-			seen[person] = true
-			// The hub's register is the newest word on her opt-in: a node's
-			// replica may lag a withdrawal by a few seconds.
-			rec, err := b.Consent.Consent(ctx, person)
-			if err != nil {
-				return err
-			}
-			if !rec.Choices.TrialContact.OptIn {
-				continue
-			}
-			candidates = append(candidates, bildrum.Invitation{
-				ID: "inv-" + randomID(12), Request: r.ID, Person: person, Region: res.Region,
-				Status: bildrum.InvitationPending, Created: b.now().UTC().Truncate(time.Second),
-			})
 		}
+	}
+	optIns, err := b.Consent.TrialContacts(ctx, persons)
+	if err != nil {
+		return err
+	}
+	var candidates []bildrum.Invitation
+	for i, person := range persons {
+		if !optIns[person].OptIn {
+			continue
+		}
+		candidates = append(candidates, bildrum.Invitation{
+			ID: "inv-" + randomID(12), Request: r.ID, Person: person, Region: regions[i],
+			Status: bildrum.InvitationPending, Created: b.now().UTC().Truncate(time.Second),
+		})
 	}
 	shuffle(candidates) // more matches than max_invitations: a fair draw
 	if len(candidates) > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bildrum/bildrum"
@@ -81,6 +82,91 @@ func (d *DB) Consent(ctx context.Context, person bildrum.PersonID) (bildrum.Cons
 		return rec, fmt.Errorf("consent: %w", err)
 	}
 	return rec, nil
+}
+
+// trialContactBatch is how many women one statement of TrialContacts asks
+// about: one bound value each, well below either engine's limit.
+const trialContactBatch = 500
+
+// TrialContacts returns the current trial-contact choice of those of
+// persons who opt in to trial contact, read in one snapshot; a woman who
+// never chose, or whose current choices do not opt in, is absent. Persons
+// may repeat. It asks about many women at once, as the recruitment broker
+// does when a request matches a hundred thousand of them, where Consent
+// would take a statement each.
+func (d *DB) TrialContacts(ctx context.Context, persons []bildrum.PersonID) (map[bildrum.PersonID]bildrum.TrialContact, error) {
+	out := make(map[bildrum.PersonID]bildrum.TrialContact, len(persons))
+	if len(persons) == 0 {
+		return out, nil
+	}
+	tx, err := d.snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trial contacts: %w", err)
+	}
+	defer tx.Rollback()
+	var full *sql.Stmt // the statement of a full batch, prepared once
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	query := func(n int) string {
+		return d.rebind(`SELECT c.person_id, c.choices FROM consents c WHERE c.person_id IN (` +
+			strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)
+			AND c.version = (SELECT MAX(c2.version) FROM consents c2 WHERE c2.person_id = c.person_id)`)
+	}
+	args := make([]any, 0, trialContactBatch)
+	for len(persons) > 0 {
+		n := min(len(persons), trialContactBatch)
+		args = args[:0]
+		for _, p := range persons[:n] {
+			args = append(args, string(p))
+		}
+		persons = persons[n:]
+		var rows *sql.Rows
+		if n == trialContactBatch {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, query(n)); err != nil {
+					return nil, fmt.Errorf("trial contacts: %w", err)
+				}
+			}
+			rows, err = full.QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, query(n), args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("trial contacts: %w", err)
+		}
+		if err := scanTrialContacts(rows, out); err != nil {
+			return nil, fmt.Errorf("trial contacts: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("trial contacts: %w", err)
+	}
+	return out, nil
+}
+
+// scanTrialContacts adds to out the opted-in choices of rows of person_id
+// and choices, and closes rows.
+func scanTrialContacts(rows *sql.Rows, out map[bildrum.PersonID]bildrum.TrialContact) error {
+	defer rows.Close()
+	var person, choices string
+	for rows.Next() {
+		if err := rows.Scan(&person, &choices); err != nil {
+			return err
+		}
+		var c struct {
+			TrialContact bildrum.TrialContact `json:"trial_contact"`
+		}
+		if err := json.Unmarshal([]byte(choices), &c); err != nil {
+			return fmt.Errorf("choices of %s: %w", person, err)
+		}
+		if c.TrialContact.OptIn {
+			out[bildrum.PersonID(person)] = c.TrialContact
+		}
+	}
+	return rows.Err()
 }
 
 // ConsentHistory lists every version of a person's choices, oldest first.

@@ -17,6 +17,9 @@ func TestConsentStores(t *testing.T) {
 			t.Run("ConsentReplica", func(t *testing.T) {
 				storetest.ConsentReplica(t, func(t *testing.T) bildrum.ConsentReplica { return open(t, e.dsn(t), sqlstore.PartNode) })
 			})
+			t.Run("TrialContacts", func(t *testing.T) {
+				storetest.TrialContacts(t, func(t *testing.T) storetest.TrialContactRegister { return open(t, e.dsn(t), sqlstore.PartHub) })
+			})
 		})
 	}
 }

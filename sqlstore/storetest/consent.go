@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -132,5 +133,73 @@ func ConsentReplica(t *testing.T, open func(t *testing.T) bildrum.ConsentReplica
 	}
 	if got, _ := s.ReplicaConsent(ctx, testWomen[2]); got.Version != 0 || len(got.Choices.OptOuts) != 0 {
 		t.Errorf("ReplicaConsent of a woman without choices = %+v, want version 0", got)
+	}
+}
+
+// TrialContactRegister is a consent register that also reads the
+// trial-contact choices of many women at once, as the recruitment broker
+// asks for them (sqlstore.DB.TrialContacts).
+type TrialContactRegister interface {
+	bildrum.ConsentStore
+	TrialContacts(ctx context.Context, persons []bildrum.PersonID) (map[bildrum.PersonID]bildrum.TrialContact, error)
+}
+
+// TrialContacts runs the conformance suite of TrialContacts: it returns
+// the current choice of exactly the women who opt in now, as Consent
+// gives it, whatever the number asked about at once.
+func TrialContacts(t *testing.T, open func(t *testing.T) TrialContactRegister) {
+	ctx := context.Background()
+	s := open(t)
+	anna, berit, cecilia, doris := testWomen[0], testWomen[1], testWomen[2], testWomen[3]
+	put := func(p bildrum.PersonID, tc bildrum.TrialContact) {
+		t.Helper()
+		if _, err := s.PutConsent(ctx, p, bildrum.ConsentChoices{TrialContact: tc}, "citizen"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(anna, bildrum.TrialContact{OptIn: true, Email: "anna@example.se"})
+	put(berit, bildrum.TrialContact{OptIn: true, Email: "berit@example.se"})
+	put(doris, bildrum.TrialContact{})
+	put(anna, bildrum.TrialContact{}) // anna withdraws
+	put(doris, bildrum.TrialContact{OptIn: true, Phone: "+46 70 000 00 00"})
+	// Cecilia never chose.
+
+	// many asks about more women than one statement holds, most unknown,
+	// with the known ones at both ends and repeated.
+	many := []bildrum.PersonID{doris, berit}
+	for i := range 1200 {
+		many = append(many, bildrum.PersonID(fmt.Sprintf("19500101%04d", i)))
+	}
+	many = append(many, anna, cecilia, berit, doris)
+
+	opted := map[bildrum.PersonID]bildrum.TrialContact{
+		berit: {OptIn: true, Email: "berit@example.se"},
+		doris: {OptIn: true, Phone: "+46 70 000 00 00"},
+	}
+	tests := []struct {
+		name    string
+		persons []bildrum.PersonID
+		want    map[bildrum.PersonID]bildrum.TrialContact
+	}{
+		{"none", nil, map[bildrum.PersonID]bildrum.TrialContact{}},
+		{"withdrawn and never chose", []bildrum.PersonID{anna, cecilia}, map[bildrum.PersonID]bildrum.TrialContact{}},
+		{"opted in, newest choice", []bildrum.PersonID{berit, doris, anna}, opted},
+		{"many, repeated", many, opted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.TrialContacts(ctx, tt.persons)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("TrialContacts(%d women) mismatch (-want +got):\n%s", len(tt.persons), diff)
+			}
+			for p, tc := range got {
+				if rec, _ := s.Consent(ctx, p); rec.Choices.TrialContact != tc {
+					t.Errorf("TrialContacts gives %s %+v, Consent %+v", p, tc, rec.Choices.TrialContact)
+				}
+			}
+		})
 	}
 }

@@ -245,46 +245,9 @@ func FeasibilityStore(t *testing.T, open func(t *testing.T) FeasibilityNode) {
 		}
 		// Random combinations of every criterion against the specification.
 		r := rand.New(rand.NewPCG(2, 3))
-		some := func(vs ...string) []string {
-			var out []string
-			for _, v := range vs {
-				if r.IntN(3) == 0 {
-					out = append(out, v)
-				}
-			}
-			return out
-		}
 		for i := 0; i < 300; i++ {
-			c := bildrum.Criteria{Purpose: bildrum.Purpose([]string{"research", "statistics", "innovation"}[r.IntN(3)])}
-			if r.IntN(2) == 0 {
-				lo := 40 + r.IntN(30)
-				c.Age = &bildrum.IntRange{Min: lo, Max: lo + r.IntN(20)}
-			}
-			if r.IntN(2) == 0 {
-				from := bildrum.Date{Year: 2012 + r.IntN(12), Month: 1, Day: 1}.AddDays(r.IntN(365))
-				c.ExamDate = &bildrum.DateRange{From: from, To: from.AddDays(r.IntN(2000))}
-			}
-			c.Round = []string{"", "", bildrum.RoundFirst, bildrum.RoundSubsequent}[r.IntN(4)]
-			for _, b := range some("0", "1", "2", "3", "4", "5", "6") {
-				c.BIRADS = append(c.BIRADS, bildrum.BIRADS(b))
-			}
-			for _, v := range some("a", "b", "c", "d") {
-				c.Density = append(c.Density, bildrum.Density(v))
-			}
-			if r.IntN(3) == 0 {
-				for _, f := range some(string(bildrum.FindingScreenInvasive), string(bildrum.FindingScreenDCIS), string(bildrum.FindingInterval), string(bildrum.FindingBenign)) {
-					c.Outcomes = append(c.Outcomes, bildrum.Finding(f))
-				}
-			}
-			if r.IntN(5) == 0 {
-				c.TumourSizeMM = &bildrum.IntRange{Min: r.IntN(20), Max: 20 + r.IntN(40)}
-			}
-			if r.IntN(5) == 0 {
-				c.NodalStatus = some(bildrum.NodesNegative, bildrum.NodesPositive)
-			}
-			if r.IntN(4) == 0 {
-				c.Views = some(bildrum.StandardViews()...)
-			}
+			c := randomCriteria(r)
+			c.Purpose = bildrum.Purpose([]string{"research", "statistics", "innovation"}[r.IntN(3)])
 			if r.IntN(2) == 0 {
 				c.Unit = bildrum.UnitExaminations
 			}
@@ -554,4 +517,49 @@ func FeasibilityStore(t *testing.T, open func(t *testing.T) FeasibilityNode) {
 			t.Errorf("CountMatching with a cancelled context: %v, want context.Canceled", err)
 		}
 	})
+}
+
+// randomCriteria draws criteria that combine every kind of criterion at
+// random, to hold a store's SQL against the specification (Criteria.Matches).
+func randomCriteria(r *rand.Rand) bildrum.Criteria {
+	some := func(vs ...string) []string {
+		var out []string
+		for _, v := range vs {
+			if r.IntN(3) == 0 {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	var c bildrum.Criteria
+	if r.IntN(2) == 0 {
+		lo := 40 + r.IntN(30)
+		c.Age = &bildrum.IntRange{Min: lo, Max: lo + r.IntN(20)}
+	}
+	if r.IntN(2) == 0 {
+		from := bildrum.Date{Year: 2012 + r.IntN(12), Month: 1, Day: 1}.AddDays(r.IntN(365))
+		c.ExamDate = &bildrum.DateRange{From: from, To: from.AddDays(r.IntN(2000))}
+	}
+	c.Round = []string{"", "", bildrum.RoundFirst, bildrum.RoundSubsequent}[r.IntN(4)]
+	for _, b := range some("0", "1", "2", "3", "4", "5", "6") {
+		c.BIRADS = append(c.BIRADS, bildrum.BIRADS(b))
+	}
+	for _, v := range some("a", "b", "c", "d") {
+		c.Density = append(c.Density, bildrum.Density(v))
+	}
+	if r.IntN(3) == 0 {
+		for _, f := range some(string(bildrum.FindingScreenInvasive), string(bildrum.FindingScreenDCIS), string(bildrum.FindingInterval), string(bildrum.FindingBenign)) {
+			c.Outcomes = append(c.Outcomes, bildrum.Finding(f))
+		}
+	}
+	if r.IntN(5) == 0 {
+		c.TumourSizeMM = &bildrum.IntRange{Min: r.IntN(20), Max: 20 + r.IntN(40)}
+	}
+	if r.IntN(5) == 0 {
+		c.NodalStatus = some(bildrum.NodesNegative, bildrum.NodesPositive)
+	}
+	if r.IntN(4) == 0 {
+		c.Views = some(bildrum.StandardViews()...)
+	}
+	return c
 }
