@@ -6,7 +6,7 @@
 //
 // It is not part of the test run. Run it with
 //
-//	go test ./bench/ -run TestCompare -compare -v -timeout 60m
+//	go test ./bench/ -run '^$' -bench Compare -benchtime 1x -timeout 60m
 //
 // (Orthanc and its DICOMweb plugin installed, as `make test` does).
 package bench
@@ -46,8 +46,7 @@ import (
 )
 
 var (
-	compare  = flag.Bool("compare", false, "run the comparison with Orthanc (minutes)")
-	onlyQIDO = flag.Bool("qido-only", false, "with -compare, measure QIDO-RS only")
+	onlyQIDO = flag.Bool("qido-only", false, "measure QIDO-RS only")
 )
 
 // server is a DICOMweb origin server under test.
@@ -57,7 +56,7 @@ type server struct {
 	stop   func()
 }
 
-func startBildrum(t *testing.T) *server {
+func startBildrum(t testing.TB) *server {
 	dir := t.TempDir()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, filepath.Join(dir, "node.db"), sqlstore.PartNode)
@@ -88,7 +87,7 @@ func (nopRecorder) RecordAccess(context.Context, bildrum.AccessEvent) error { re
 
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +96,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startOrthanc(t *testing.T) *server {
+func startOrthanc(t testing.TB) *server {
 	bin := testenv.RequireExternal(t, "Orthanc")
 	plugins, _ := filepath.Glob("/usr/share/orthanc/plugins/libOrthancDicomWeb.so*")
 	if len(plugins) == 0 {
@@ -232,11 +231,16 @@ func retrieve(c *dicomweb.Client, path string) (int64, error) {
 
 func mbps(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
 
-// TestCompare measures both servers and prints a table.
-func TestCompare(t *testing.T) {
-	if !*compare {
-		t.Skip("a benchmark: run with -compare")
+// BenchmarkCompare measures both servers and prints a table. One run is
+// the whole comparison (minutes); -benchtime 1x.
+func BenchmarkCompare(b *testing.B) {
+	for b.Loop() {
+		compare(b)
 	}
+}
+
+// compare measures both servers once and prints the table.
+func compare(t testing.TB) {
 	ctx := context.Background()
 	report := &lineWriter{}
 	fmt.Fprintf(report, "\n%s\n", limits(t))
@@ -251,7 +255,7 @@ func TestCompare(t *testing.T) {
 			size += int64(len(f))
 		}
 		for _, clients := range []int{1, 4} {
-			for _, start := range []func(*testing.T) *server{startBildrum, startOrthanc} {
+			for _, start := range []func(testing.TB) *server{startBildrum, startOrthanc} {
 				s := start(t)
 				paths := make([]string, len(files))
 				stow, err := run(clients, len(files), func(i int) error {
@@ -287,7 +291,7 @@ func TestCompare(t *testing.T) {
 	}
 
 	fmt.Fprintf(report, "\n%-22s %8s %10s %10s %10s\n", "server", "studies", "p50 ms", "p95 ms", "max ms")
-	for _, start := range []func(*testing.T) *server{startBildrum, startOrthanc} {
+	for _, start := range []func(testing.TB) *server{startBildrum, startOrthanc} {
 		s := start(t)
 		loaded := 0
 		for _, target := range []int{2500, 10000} {
@@ -314,7 +318,7 @@ func patient(i int) string {
 
 // loadStudies stores studies from..to-1, one small instance each, eight
 // clients sending 50 instances per request.
-func loadStudies(t *testing.T, s *server, from, to int) {
+func loadStudies(t testing.TB, s *server, from, to int) {
 	const per = 50
 	batches := (to - from + per - 1) / per
 	_, err := run(8, batches, func(b int) error {
@@ -338,7 +342,7 @@ func loadStudies(t *testing.T, s *server, from, to int) {
 }
 
 // qido runs a mix of viewer searches and returns latency percentiles in ms.
-func qido(t *testing.T, s *server, studies int) (p50, p95, worst float64, empty int) {
+func qido(t testing.TB, s *server, studies int) (p50, p95, worst float64, empty int) {
 	var lat []float64
 	for i := 0; i < 400; i++ {
 		k := (i * 7919) % studies
@@ -372,7 +376,7 @@ func qido(t *testing.T, s *server, studies int) (p50, p95, worst float64, empty 
 
 // limits measures the disk (dd, direct I/O and fdatasync) and the
 // loopback's TCP bandwidth, the ceilings of the figures above.
-func limits(t *testing.T) string {
+func limits(t testing.TB) string {
 	dir := t.TempDir()
 	out := &strings.Builder{}
 	f := filepath.Join(dir, "dd")

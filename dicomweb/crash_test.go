@@ -20,17 +20,13 @@ import (
 	"github.com/bildrum/bildrum/dicomweb"
 )
 
-// envCrashChild names the data directory of the node that TestCrashChild
-// serves until it is killed.
+// envCrashChild names the data directory of the node that the child
+// process of TestStowSurvivesKill serves until it is killed.
 const envCrashChild = "BILDRUM_CRASH_CHILD"
 
-// TestCrashChild is the node process of TestStowSurvivesKill; it does
-// nothing in a normal run.
-func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(envCrashChild)
-	if dir == "" {
-		t.Skip("runs only as the child process of TestStowSurvivesKill")
-	}
+// serveUntilKilled is the node process of TestStowSurvivesKill: the same
+// test binary, started again with envCrashChild set.
+func serveUntilKilled(t *testing.T, dir string) {
 	n := newNode(t, dir)
 	fmt.Printf("READY %s %s\n", n.base, n.tokens["staff-12"])
 	select {} // until SIGKILL
@@ -42,11 +38,11 @@ func TestCrashChild(t *testing.T) {
 // acknowledged is there byte for byte, that nothing half-stored is indexed,
 // and that sweeping removes only what no index entry refers to.
 func TestStowSurvivesKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a process")
+	if dir := os.Getenv(envCrashChild); dir != "" {
+		serveUntilKilled(t, dir)
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStowSurvivesKill$", "-test.v=false")
 	cmd.Env = append(os.Environ(), envCrashChild+"="+dir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

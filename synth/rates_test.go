@@ -138,9 +138,6 @@ func (r rates) String() string {
 // TestRates checks that a large population has plausible Swedish screening
 // indicators: each bound fails if the feature behind it breaks.
 func TestRates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large population")
-	}
 	r := measure(t, Config{Seed: 1, Generate: 20000}, func(bildrum.ScreeningEpisode) string { return "" })[""]
 	t.Logf("Generate:20000, regions 01 12 14, 2014-2025:\n%s", r)
 	tests := []struct {
@@ -178,9 +175,6 @@ func TestRates(t *testing.T) {
 // TestRatesByInterval checks that attendance follows the regions' profiles
 // and that the next invitation cuts interval cancers short.
 func TestRatesByInterval(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large population")
-	}
 	cfg := Config{Seed: 1, Regions: []string{"06", "12", "20"}, Generate: 40000}
 	byRegion := measure(t, cfg, func(e bildrum.ScreeningEpisode) string { return e.Region })
 	byInterval := measure(t, cfg, func(e bildrum.ScreeningEpisode) string { return fmt.Sprint(regionProfiles[e.Region].interval) })

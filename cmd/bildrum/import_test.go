@@ -121,9 +121,6 @@ func registerDigest(t *testing.T, path string) ([32]byte, bildrum.RegisterSummar
 // SIGKILL. The database must then open and hold exactly the rows it held
 // before.
 func TestImportKilledMidwayLeavesTheDatabaseAsBefore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("imports a large file")
-	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.db")
 	small := filepath.Join(dir, "small.csv")

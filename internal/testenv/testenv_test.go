@@ -55,7 +55,7 @@ func TestPostgresDrop(t *testing.T) {
 		dsn = Postgres(t)
 	})
 	if dsn == "" {
-		t.Skip("no PostgreSQL server")
+		Unavailable(t, "no PostgreSQL server (%s is unset)", EnvPostgres)
 	}
 	u, err := url.Parse(dsn)
 	if err != nil {
