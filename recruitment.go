@@ -206,7 +206,8 @@ type RecruitmentNotification struct {
 // invitations, marking the first release of each.
 //
 // PendingNotifications returns at most limit notifications not yet sent,
-// oldest first, and NotificationSent marks one sent.
+// oldest first, and NotificationsSent marks a page of them sent in one
+// transaction (already sent or unknown ones are left as they are).
 type RecruitmentStore interface {
 	AddRecruitment(ctx context.Context, r RecruitmentRequest) error
 	Recruitment(ctx context.Context, id string) (RecruitmentRequest, error)
@@ -223,7 +224,7 @@ type RecruitmentStore interface {
 	ReleaseContacts(ctx context.Context, request string, at time.Time, events func(Invitation) []AccessEvent) ([]Invitation, error)
 
 	PendingNotifications(ctx context.Context, limit int) ([]RecruitmentNotification, error)
-	NotificationSent(ctx context.Context, seq int64) error
+	NotificationsSent(ctx context.Context, seqs []int64) error
 }
 
 // TrialCandidateStore is a node's part of matching: the women of its

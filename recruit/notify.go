@@ -22,11 +22,12 @@ type Notification struct {
 	Text    string    `json:"text"`
 }
 
-// Notifier delivers notifications: a file in the demo, later SMS, e-mail
-// or a digital mailbox such as Kivra. Notify returns nil once the message
-// is handed over durably; an error leaves it for the next round.
+// Notifier delivers notifications, a page at a time: a file in the demo,
+// later SMS, e-mail or a digital mailbox such as Kivra. Notify returns nil
+// once every message is handed over durably; an error leaves the page for
+// the next round (so some may be sent twice, none never).
 type Notifier interface {
-	Notify(ctx context.Context, n Notification) error
+	Notify(ctx context.Context, ns []Notification) error
 }
 
 // The wording of a notification, in Swedish and English.
@@ -35,18 +36,6 @@ const (
 	notifyText    = "Du har fått en inbjudan till en klinisk studie. Logga in på Mina data för att läsa den och svara. " +
 		"You have been invited to a clinical trial. Log in to My data to read it and answer."
 )
-
-// batchNotifier delivers a page of notifications at once (one durable
-// write for all), as FileNotifier does.
-type batchNotifier interface {
-	NotifyAll(ctx context.Context, ns []Notification) error
-}
-
-// batchSent marks a page of notifications sent in one transaction, as
-// sqlstore.DB does.
-type batchSent interface {
-	NotificationsSent(ctx context.Context, seqs []int64) error
-}
 
 // notifyPage is how many notifications Notify delivers at once.
 const notifyPage = 1000
@@ -82,28 +71,14 @@ func (b *Broker) Notify(ctx context.Context) (int, error) {
 				page = append(page, Notification{Time: b.now().UTC(), Email: tc.Email, Phone: tc.Phone, Subject: notifySubject, Text: notifyText})
 			}
 		}
-		if bn, ok := b.Notifier.(batchNotifier); ok {
-			if err := bn.NotifyAll(ctx, page); err != nil {
+		if len(page) > 0 {
+			if err := b.Notifier.Notify(ctx, page); err != nil {
 				return sent, fmt.Errorf("notify about new invitations: %w", err)
-			}
-		} else {
-			for _, n := range page {
-				if err := b.Notifier.Notify(ctx, n); err != nil {
-					return sent, fmt.Errorf("notify about a new invitation: %w", err)
-				}
 			}
 		}
 		sent += len(page)
-		if bs, ok := b.Store.(batchSent); ok {
-			if err := bs.NotificationsSent(ctx, seqs); err != nil {
-				return sent, err
-			}
-		} else {
-			for _, seq := range seqs {
-				if err := b.Store.NotificationSent(ctx, seq); err != nil {
-					return sent, err
-				}
-			}
+		if err := b.Store.NotificationsSent(ctx, seqs); err != nil {
+			return sent, err
 		}
 		if len(pending) < notifyPage {
 			return sent, nil
@@ -118,13 +93,8 @@ type FileNotifier struct {
 	mu   sync.Mutex
 }
 
-// Notify implements Notifier.
-func (f *FileNotifier) Notify(ctx context.Context, n Notification) error {
-	return f.NotifyAll(ctx, []Notification{n})
-}
-
-// NotifyAll appends many notifications with one sync.
-func (f *FileNotifier) NotifyAll(ctx context.Context, ns []Notification) error {
+// Notify implements Notifier: one write and one sync for the page.
+func (f *FileNotifier) Notify(ctx context.Context, ns []Notification) error {
 	if len(ns) == 0 {
 		return nil
 	}

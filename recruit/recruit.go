@@ -39,10 +39,6 @@ const (
 // sees (DESIGN.md: never below 5).
 const DefaultThreshold = 10
 
-// RegionNational is the region of events about data the hub holds for the
-// whole country.
-const RegionNational = "national"
-
 // Matching is how the broker reaches the nodes: it asks the nodes of
 // regions (every node when empty) to match a request, and returns one
 // answer per region asked.

@@ -47,12 +47,14 @@ func (d *DB) RecordAccesses(ctx context.Context, events []bildrum.AccessEvent) e
 	return nil
 }
 
-// accessBatch is how many events one INSERT into access_outbox carries.
+// accessBatch is how many events one INSERT into access_outbox carries on
+// PostgreSQL.
 const accessBatch = 100
 
-// insertAccesses adds events to the outbox within tx, in order, through a
-// statement of accessBatch rows prepared once: the writes of a store that
-// cause accesses record them in their own transaction with this.
+// insertAccesses adds events to the outbox within tx, in order, through
+// insertBatches (row by row on SQLite, accessBatch rows a statement on
+// PostgreSQL): the writes of a store that cause accesses record them in
+// their own transaction with this.
 func (d *DB) insertAccesses(ctx context.Context, tx *sql.Tx, events []bildrum.AccessEvent) error {
 	rows := make([][]any, len(events))
 	for i, e := range events {

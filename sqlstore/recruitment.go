@@ -780,11 +780,8 @@ func (d *DB) PendingNotifications(ctx context.Context, limit int) ([]bildrum.Rec
 	return out, nil
 }
 
-// NotificationSent marks a notification sent, so that it is not sent
-// again; marking it again changes nothing. ENOTFOUND when there is none.
-// NotificationsSent marks many notifications sent in one transaction, so
-// that delivering a page of them costs one commit instead of one each.
-// Unknown or already sent notifications are left as they are.
+// NotificationsSent marks notifications sent in one transaction, so that
+// delivering a page of them costs one commit; see bildrum.RecruitmentStore.
 func (d *DB) NotificationsSent(ctx context.Context, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
@@ -807,27 +804,6 @@ func (d *DB) NotificationsSent(ctx context.Context, seqs []int64) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("notifications sent: %w", err)
-	}
-	return nil
-}
-
-// NotificationSent marks one notification sent; see bildrum.RecruitmentStore.
-func (d *DB) NotificationSent(ctx context.Context, seq int64) error {
-	res, err := d.db.ExecContext(ctx, d.rebind(`UPDATE recruitment_notifications SET sent_at = ? WHERE seq = ? AND sent_at IS NULL`),
-		d.sortableTime(d.Now()), seq)
-	if err != nil {
-		return fmt.Errorf("notification %d sent: %w", seq, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("notification %d sent: %w", seq, err)
-	} else if n > 0 {
-		return nil
-	}
-	var n int
-	if err := d.db.QueryRowContext(ctx, d.rebind(`SELECT COUNT(*) FROM recruitment_notifications WHERE seq = ?`), seq).Scan(&n); err != nil {
-		return fmt.Errorf("notification %d sent: %w", seq, err)
-	} else if n == 0 {
-		return bildrum.Errorf(bildrum.ENOTFOUND, "no notification %d", seq)
 	}
 	return nil
 }

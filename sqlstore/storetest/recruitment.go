@@ -398,16 +398,11 @@ func RecruitmentStore(t *testing.T, open func(t *testing.T) RecruitmentHub) {
 		if got := notificationIDs(page); !cmp.Equal(got, []string{"i0", "i1"}) || page[0].Seq >= page[1].Seq {
 			t.Fatalf("PendingNotifications(2) = %+v, want i0 and i1, oldest first", page)
 		}
-		for _, n := range page {
-			if err := s.NotificationSent(ctx, n.Seq); err != nil {
-				t.Fatalf("NotificationSent(%d): %v", n.Seq, err)
-			}
+		if err := s.NotificationsSent(ctx, []int64{page[0].Seq, page[1].Seq}); err != nil {
+			t.Fatalf("NotificationsSent: %v", err)
 		}
-		if err := s.NotificationSent(ctx, page[0].Seq); err != nil {
-			t.Errorf("NotificationSent again: %v, want nil", err)
-		}
-		if err := s.NotificationSent(ctx, page[1].Seq+1000); bildrum.ErrorCode(err) != bildrum.ENOTFOUND {
-			t.Errorf("NotificationSent(unknown) = %v, want ENOTFOUND", err)
+		if err := s.NotificationsSent(ctx, []int64{page[0].Seq, page[1].Seq + 1000}); err != nil {
+			t.Errorf("NotificationsSent of one sent and one unknown: %v, want nil (both left as they are)", err)
 		}
 		rest, err := s.PendingNotifications(ctx, 10)
 		if got := notificationIDs(rest); err != nil || !cmp.Equal(got, []string{"i2", "i3"}) {
