@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,6 +45,12 @@ func TestBrowserRegionStaffSeeTheirRows(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The new page may still be loading when its select is first seen:
+	// wait for its count before reading the rows.
+	want := "of " + itoa(invasive.Total)
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`(document.getElementById('count')?.textContent || '').endsWith(`+strconv.Quote(want)+`)`)); err != nil {
+		t.Logf("waiting for the count: %v", err)
 	}
 	count, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#count")))
 	outcomes, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#rows tbody .outcome')).map(e => e.textContent)`))
