@@ -394,8 +394,9 @@ func (h *Hub) SyncConsentNow(ctx context.Context) error {
 	return nil
 }
 
-// CarryAccessEvents carries the nodes' new access events into the
-// transparency log now, instead of at the next pull.
+// CarryAccessEvents carries the nodes' (and the hub's own) new access
+// events into the transparency log now, instead of at the next pull, and
+// waits until a published checkpoint covers them.
 func (h *Hub) CarryAccessEvents(ctx context.Context) error {
 	results, err := h.pull.Once(ctx)
 	if err != nil {
@@ -406,7 +407,12 @@ func (h *Hub) CarryAccessEvents(ctx context.Context) error {
 			return fmt.Errorf("carry access events of region %s: %s %s", r.Region, r.Status, r.Reason)
 		}
 	}
-	return nil
+	size, err := h.tlog.Size(ctx)
+	if err != nil || size == 0 {
+		return err
+	}
+	_, err = h.tlog.WaitCheckpoint(ctx, size-1)
+	return err
 }
 
 // MatchRecruitmentNow has the nodes match every approved recruitment
