@@ -166,6 +166,10 @@ const (
 
 // AccessEvent is one access to a person's data, as the transparency log
 // records it: who, when, why, where, whose and what.
+//
+// An event of a kind for which AboutNoPerson holds (a feasibility count) is
+// about no one person: its Person is empty and its What is published in
+// the clear, so it must name nobody.
 type AccessEvent struct {
 	Time    time.Time `json:"time"`
 	Actor   Principal `json:"actor"`
@@ -174,6 +178,15 @@ type AccessEvent struct {
 	Person  PersonID  `json:"person_id"` // whose data; the PatientID as stored when it is no valid personnummer
 	Kind    string    `json:"kind"`      // AccessImageRead, AccessImageSearch …
 	What    string    `json:"what"`      // the resource, e.g. "WADO-RS study 1.2.3"
+}
+
+// AboutNoPerson reports whether access events of the kind are about no one
+// person: aggregate answers, recorded so that every use of the register is
+// visible, which the log publishes with their description in the clear.
+// Only kinds listed here may leave the person out, so that an event about
+// a woman that lost its person by mistake is refused rather than published.
+func AboutNoPerson(kind string) bool {
+	return kind == AccessFeasibilityQuery
 }
 
 // AccessRecorder records accesses to persons' data before they are served.

@@ -296,6 +296,12 @@ func inRange(r *IntRange, v int) bool {
 	return r == nil || (r.Min == 0 || v >= r.Min) && (r.Max == 0 || v <= r.Max)
 }
 
+// AccessFeasibilityQuery is the kind of access event a node records for
+// every feasibility count it answers, fresh or repeated: an event about no
+// one person, whose description names the query hash, the unit and the ε
+// charged.
+const AccessFeasibilityQuery = "feasibility-query"
+
 // Requester is who a feasibility count is charged to: a researcher's
 // principal name and organisation. Each node keeps a privacy budget per
 // requester.

@@ -127,7 +127,7 @@ func startFeasNode(t *testing.T, p *feasCA, region string, women int, rules quer
 		t.Fatal(err)
 	}
 	checker := &consent.Checker{Replica: db, Region: region}
-	n, err := query.NewNode(region, rules, db, checker.Fresh, signer)
+	n, err := query.NewNode(region, rules, db, checker.Fresh, signer, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +604,7 @@ func BenchmarkFeasibility(b *testing.B) {
 				exams += sum.Exams
 				skey, _, _ := query.GenerateKey(region)
 				signer, _ := query.NewSigner(skey)
-				n, err := query.NewNode(region, query.Rules{Budget: 1e6}, db, (&consent.Checker{Replica: db, Region: region, MaxAge: time.Hour}).Fresh, signer)
+				n, err := query.NewNode(region, query.Rules{Budget: 1e6}, db, (&consent.Checker{Replica: db, Region: region, MaxAge: time.Hour}).Fresh, signer, db)
 				if err != nil {
 					b.Fatal(err)
 				}

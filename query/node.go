@@ -95,9 +95,10 @@ type FreshFunc func(ctx context.Context, purpose bildrum.Purpose) (bildrum.Repli
 type Node struct {
 	region string
 	rules  Rules
-	store  bildrum.FeasibilityStore
-	fresh  FreshFunc
-	signer *Signer
+	store    bildrum.FeasibilityStore
+	fresh    FreshFunc
+	signer   *Signer
+	recorder bildrum.AccessRecorder
 
 	// Now is the clock for the answers' times (default time.Now).
 	Now func() time.Time
@@ -109,9 +110,10 @@ type Node struct {
 
 // NewNode returns the feasibility service of region's node: rules (zero
 // fields take their defaults), the node's store, the consent replica's
-// freshness check (consent.Checker.Fresh), and the signer of its answers,
-// which must be the region's key. Bad rules are an EINVALID error.
-func NewNode(region string, rules Rules, store bildrum.FeasibilityStore, fresh FreshFunc, signer *Signer) (*Node, error) {
+// freshness check (consent.Checker.Fresh), the signer of its answers, which
+// must be the region's key, and the recorder of its query events (the
+// node's access outbox). Bad rules are an EINVALID error.
+func NewNode(region string, rules Rules, store bildrum.FeasibilityStore, fresh FreshFunc, signer *Signer, recorder bildrum.AccessRecorder) (*Node, error) {
 	if _, err := bildrum.RegionByCode(region); err != nil {
 		return nil, err
 	}
@@ -119,13 +121,13 @@ func NewNode(region string, rules Rules, store bildrum.FeasibilityStore, fresh F
 	if err != nil {
 		return nil, err
 	}
-	if store == nil || fresh == nil || signer == nil {
-		return nil, bildrum.Errorf(bildrum.EINVALID, "feasibility: a store, a consent freshness check and a signer are needed")
+	if store == nil || fresh == nil || signer == nil || recorder == nil {
+		return nil, bildrum.Errorf(bildrum.EINVALID, "feasibility: a store, a consent freshness check, a signer and an access recorder are needed")
 	}
 	if signer.Name() != KeyName(region) {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "feasibility key signs for %q, not region %s: give the node its own key (%s)", signer.Name(), region, KeyName(region))
 	}
-	return &Node{region: region, rules: rules, store: store, fresh: fresh, signer: signer, sample: laplace}, nil
+	return &Node{region: region, rules: rules, store: store, fresh: fresh, signer: signer, recorder: recorder, sample: laplace}, nil
 }
 
 // laplace adds discrete Laplace noise from the library's secure sampler:
@@ -165,6 +167,10 @@ func (n *Node) now() time.Time {
 //     else released with its 95 % interval; the provenance is signed.
 //  6. The answer is stored and the requester charged in one step: of
 //     concurrent identical questions one answer wins, charged once.
+//  7. Before any answer, fresh or repeated, leaves the node, a query event
+//     (bildrum.AccessFeasibilityQuery) is recorded; if that fails, nothing
+//     is answered (a fresh answer stays stored and charged, and asking
+//     again gets it free of charge).
 func (n *Node) Feasibility(ctx context.Context, req bildrum.FeasibilityRequest) (bildrum.NodeFeasibility, error) {
 	var out bildrum.NodeFeasibility
 	if err := req.Requester.Check(); err != nil {
@@ -192,7 +198,7 @@ func (n *Node) Feasibility(ctx context.Context, req bildrum.FeasibilityRequest) 
 	if a, ok, err := n.store.StoredAnswer(ctx, key); err != nil {
 		return out, err
 	} else if ok {
-		return n.repeat(ctx, a, req.Requester)
+		return n.repeat(ctx, c, a, req.Requester)
 	}
 	spent, err := n.store.FeasibilitySpent(ctx, req.Requester)
 	if err != nil {
@@ -212,7 +218,7 @@ func (n *Node) Feasibility(ctx context.Context, req bildrum.FeasibilityRequest) 
 		if a, ok, err := n.store.StoredAnswer(ctx, key); err != nil {
 			return out, err
 		} else if ok {
-			return n.repeat(ctx, a, req.Requester)
+			return n.repeat(ctx, c, a, req.Requester)
 		}
 	}
 	a, err := n.release(c, hash, count)
@@ -225,16 +231,45 @@ func (n *Node) Feasibility(ctx context.Context, req bildrum.FeasibilityRequest) 
 	} else if err != nil {
 		return out, err
 	}
+	if err := n.record(ctx, c, hash, req.Requester, ch.Charged); err != nil {
+		return out, err
+	}
 	return bildrum.NodeFeasibility{Answer: ch.Answer, VKey: n.signer.VerifierKey(), Charged: ch.Charged, Remaining: n.remaining(ch.Spent)}, nil
 }
 
 // repeat answers with a stored answer, charging nothing.
-func (n *Node) repeat(ctx context.Context, a bildrum.FeasibilityAnswer, r bildrum.Requester) (bildrum.NodeFeasibility, error) {
+func (n *Node) repeat(ctx context.Context, c bildrum.Criteria, a bildrum.FeasibilityAnswer, r bildrum.Requester) (bildrum.NodeFeasibility, error) {
 	spent, err := n.store.FeasibilitySpent(ctx, r)
 	if err != nil {
 		return bildrum.NodeFeasibility{}, err
 	}
+	if err := n.record(ctx, c, c.Hash(), r, 0); err != nil {
+		return bildrum.NodeFeasibility{}, err
+	}
 	return bildrum.NodeFeasibility{Answer: a, VKey: n.signer.VerifierKey(), Remaining: n.remaining(spent)}, nil
+}
+
+// record records the query event of an answer about to leave the node. Its
+// description is public (the log publishes it in the clear): the query
+// hash, which the requester finds in her signed answer, the unit and the ε
+// charged, but neither the criteria nor the count.
+func (n *Node) record(ctx context.Context, c bildrum.Criteria, hash string, r bildrum.Requester, charged float64) error {
+	what := fmt.Sprintf("feasibility count %s of %s; ε %g charged", hash, c.Unit, charged)
+	if charged == 0 {
+		what = fmt.Sprintf("feasibility count %s of %s; asked before, answered again free of charge", hash, c.Unit)
+	}
+	e := bildrum.AccessEvent{
+		Time:    n.now(),
+		Actor:   bildrum.Principal{Name: r.Name, Organisation: r.Organisation, Role: bildrum.RoleResearcher},
+		Purpose: c.Purpose,
+		Region:  n.region,
+		Kind:    bildrum.AccessFeasibilityQuery,
+		What:    what,
+	}
+	if err := n.recorder.RecordAccess(ctx, e); err != nil {
+		return fmt.Errorf("feasibility %s: record the query event: %w", hash, err)
+	}
+	return nil
 }
 
 func (n *Node) remaining(spent float64) float64 {

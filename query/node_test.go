@@ -129,7 +129,7 @@ func newTestNode(t *testing.T, dsn string, rules Rules) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.Node, err = NewNode("12", rules, db, checker.Fresh, signer)
+	tn.Node, err = NewNode("12", rules, db, checker.Fresh, signer, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +314,66 @@ func TestSameQuestionSameAnswer(t *testing.T) {
 	}
 }
 
+// TestEveryAnswerIsAQueryEvent checks that each answer, fresh or repeated,
+// leaves a query event about no one person in the node's access outbox,
+// with the query hash and the ε charged and neither criteria nor count;
+// and that an answer whose event cannot be recorded is not given, while
+// asking again later gets the stored answer without a second charge.
+func TestEveryAnswerIsAQueryEvent(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			n := newTestNode(t, e.dsn(t), Rules{})
+			const q = `{"purpose":"research","density":["c","d"],"age":{"min":40,"max":80}}`
+			first, err := n.Feasibility(ctx, request(q, anna))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.Feasibility(ctx, request(q, anna)); err != nil {
+				t.Fatal(err)
+			}
+			hash := first.Answer.Provenance.QueryHash
+			events, err := n.db.AccessEventsAfter(ctx, 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				fmt.Sprintf("feasibility count %s of women; ε %g charged", hash, DefaultEpsilon),
+				fmt.Sprintf("feasibility count %s of women; asked before, answered again free of charge", hash),
+			}
+			if len(events) != len(want) {
+				t.Fatalf("outbox holds %d events after two answers, want %d: %+v", len(events), len(want), events)
+			}
+			for i, ev := range events {
+				got := ev.Event
+				if got.Kind != bildrum.AccessFeasibilityQuery || got.Person != "" || got.Region != "12" || got.Purpose != bildrum.PurposeResearch ||
+					got.Actor.Name != anna.Name || got.Actor.Organisation != anna.Organisation || got.Actor.Role != bildrum.RoleResearcher || got.What != want[i] {
+					t.Errorf("event %d = %+v; want a research query event of %v with %q", i, got, anna, want[i])
+				}
+			}
+
+			// The log fails: no answer, fresh or repeated, leaves the node.
+			failing := &fakeRecorder{err: fmt.Errorf("disk full")}
+			n.recorder = failing
+			for _, q := range []string{q, `{"purpose":"research","density":["d"]}`} {
+				if a, err := n.Feasibility(ctx, request(q, anna)); err == nil || !strings.Contains(err.Error(), "record the query event") {
+					t.Errorf("Feasibility(%s) with a failing recorder = %+v, %v; want no answer and an error naming the query event", q, a, err)
+				}
+			}
+			// Once the log works again, the fresh answer drawn then is given
+			// without a second charge.
+			n.recorder = n.db
+			again, err := n.Feasibility(ctx, request(`{"purpose":"research","density":["d"]}`, anna))
+			if err != nil || again.Charged != 0 {
+				t.Fatalf("after the recorder recovered: charged %v, %v; want the stored answer, free", again.Charged, err)
+			}
+			if b, err := n.Budget(ctx, anna); err != nil || b.Spent != 2*DefaultEpsilon {
+				t.Errorf("Budget = %+v, %v; want %v spent (two fresh draws)", b, err, 2*DefaultEpsilon)
+			}
+		})
+	}
+}
+
 // TestBudgetRunsOut spends a requester's budget and checks the refusal
 // names what remains, costs nothing, and leaves repeats and others free.
 func TestBudgetRunsOut(t *testing.T) {
@@ -458,11 +518,28 @@ func newMemNode(t testing.TB, s *memStore, rules Rules) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := NewNode("12", rules, s, freshAlways, signer)
+	n, err := NewNode("12", rules, s, freshAlways, signer, &fakeRecorder{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// fakeRecorder keeps the access events it is given, or fails with err.
+type fakeRecorder struct {
+	mu     sync.Mutex
+	err    error
+	events []bildrum.AccessEvent
+}
+
+func (f *fakeRecorder) RecordAccess(_ context.Context, e bildrum.AccessEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.events = append(f.events, e)
+	return nil
 }
 
 // densityRegister returns one examination of density c for each of the

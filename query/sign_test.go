@@ -91,7 +91,7 @@ func TestLoadSigner(t *testing.T) {
 	}
 	skey, _, _ := GenerateKey("14")
 	s, _ := NewSigner(skey)
-	if _, err := NewNode("12", Rules{}, newMemStore(nil, nil), freshAlways, s); bildrum.ErrorCode(err) != bildrum.EINVALID {
+	if _, err := NewNode("12", Rules{}, newMemStore(nil, nil), freshAlways, s, &fakeRecorder{}); bildrum.ErrorCode(err) != bildrum.EINVALID {
 		t.Errorf("NewNode(12) with region 14's key: %v, want EINVALID", err)
 	}
 }

@@ -17,10 +17,19 @@ import (
 	"github.com/bildrum/bildrum"
 )
 
-// LeafVersion is the version of the leaf format this package writes, the
-// "v" field of every leaf. docs/transparency.md specifies each version; a
-// reader meeting a version it does not know must not guess.
-const LeafVersion = 1
+// The versions of the leaf format, the "v" field of every leaf.
+// docs/transparency.md specifies each; a reader meeting a version it does
+// not know must not guess.
+//
+// Version 1 is an event about one person. Version 2 adds events about no
+// one person (a feasibility count, say), which carry a public Subject
+// instead of the commitment and sealed details. A leaf about a person is
+// still written as version 1, so that readers of version 1 keep reading
+// every leaf that concerns a woman.
+const (
+	LeafVersionPerson   = 1
+	LeafVersionNoPerson = 2
+)
 
 // Sizes of the secrets and random values of the commitment scheme, in bytes.
 const (
@@ -50,22 +59,29 @@ const (
 // match the person key: the leaf is about someone else (or was altered).
 var ErrNotMine = errors.New("tlog: the leaf's commitment does not match this person key")
 
-// Leaf is one access event as the public log holds it ("v": 1). It carries
-// no personal data of the woman in the clear: only a keyed commitment to
-// her (Nonce, Commitment) and the details sealed for her (Sealed). See
+// Leaf is one access event as the public log holds it. A leaf about a
+// person ("v": 1) carries no personal data of the woman in the clear: only
+// a keyed commitment to her (Nonce, Commitment) and the details sealed for
+// her (Sealed). A leaf about no one person ("v": 2) has none of the three
+// and says what was accessed in Subject, in the clear. See
 // docs/transparency.md for each field.
 type Leaf struct {
 	Version    int             `json:"v"`
 	Time       string          `json:"time"` // RFC 3339, UTC, whole seconds
 	Actor      Actor           `json:"actor"`
 	Purpose    bildrum.Purpose `json:"purpose"`
-	LegalBasis string          `json:"legal_basis"` // from LegalBasis, e.g. "PDL (2008:355) 6 kap."
-	Region     string          `json:"region"`      // county code of the region whose data were accessed
-	Kind       string          `json:"kind"`        // bildrum.AccessImageRead …
-	Nonce      []byte          `json:"nonce"`       // NonceSize random bytes, fresh for each leaf
-	Commitment []byte          `json:"commitment"`  // Commitment(personKey, Nonce)
-	Sealed     []byte          `json:"sealed"`      // Details, AES-256-GCM under SealKey(personKey, Nonce)
+	LegalBasis string          `json:"legal_basis"`          // from LegalBasis, e.g. "PDL (2008:355) 6 kap."
+	Region     string          `json:"region"`               // county code of the region whose data were accessed
+	Kind       string          `json:"kind"`                 // bildrum.AccessImageRead …
+	Nonce      []byte          `json:"nonce,omitempty"`      // NonceSize random bytes, fresh for each leaf
+	Commitment []byte          `json:"commitment,omitempty"` // Commitment(personKey, Nonce)
+	Sealed     []byte          `json:"sealed,omitempty"`     // Details, AES-256-GCM under SealKey(personKey, Nonce)
+	Subject    string          `json:"subject,omitempty"`    // v2 without a person only: what was accessed, public
 }
+
+// AboutPerson reports whether the leaf is about one person, and so carries
+// a commitment to her rather than a public subject.
+func (l Leaf) AboutPerson() bool { return l.Commitment != nil }
 
 // Actor is who accessed, as the public log names them: organisation, role
 // and region in the clear, the person behind them only as a pseudonym that
@@ -131,9 +147,10 @@ func mac(key []byte, label string, msg []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Mine reports whether the leaf is about the person whose key is given.
+// Mine reports whether the leaf is about the person whose key is given. A
+// leaf about no one person is nobody's.
 func (l Leaf) Mine(personKey []byte) bool {
-	return hmac.Equal(Commitment(personKey, l.Nonce), l.Commitment)
+	return l.AboutPerson() && hmac.Equal(Commitment(personKey, l.Nonce), l.Commitment)
 }
 
 // OpenDetails checks that the leaf is the person's and returns its sealed
@@ -173,8 +190,8 @@ func ParseLeaf(b []byte) (Leaf, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return Leaf{}, fmt.Errorf("tlog: leaf is not JSON: %w", err)
 	}
-	if v.Version != LeafVersion {
-		return Leaf{}, fmt.Errorf("tlog: leaf version %d: this program reads version %d only", v.Version, LeafVersion)
+	if v.Version != LeafVersionPerson && v.Version != LeafVersionNoPerson {
+		return Leaf{}, fmt.Errorf("tlog: leaf version %d: this program reads versions %d and %d only", v.Version, LeafVersionPerson, LeafVersionNoPerson)
 	}
 	var l Leaf
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -182,8 +199,16 @@ func ParseLeaf(b []byte) (Leaf, error) {
 	if err := dec.Decode(&l); err != nil {
 		return Leaf{}, fmt.Errorf("tlog: leaf: %w", err)
 	}
-	if len(l.Nonce) != NonceSize || len(l.Commitment) != sha256.Size {
-		return Leaf{}, fmt.Errorf("tlog: leaf: nonce of %d bytes and commitment of %d bytes, want %d and %d", len(l.Nonce), len(l.Commitment), NonceSize, sha256.Size)
+	person := l.Nonce != nil || l.Commitment != nil || l.Sealed != nil
+	switch {
+	case person && (len(l.Nonce) != NonceSize || len(l.Commitment) != sha256.Size || len(l.Sealed) == 0):
+		return Leaf{}, fmt.Errorf("tlog: leaf: nonce of %d bytes, commitment of %d bytes and sealed details of %d bytes, want %d, %d and some", len(l.Nonce), len(l.Commitment), len(l.Sealed), NonceSize, sha256.Size)
+	case person && l.Subject != "":
+		return Leaf{}, errors.New("tlog: leaf: a leaf about a person has no public subject")
+	case !person && l.Version == LeafVersionPerson:
+		return Leaf{}, errors.New("tlog: leaf: a version 1 leaf needs a nonce, a commitment and sealed details")
+	case !person && l.Subject == "":
+		return Leaf{}, errors.New("tlog: leaf: a leaf about no one person needs a subject")
 	}
 	return l, nil
 }
@@ -195,22 +220,18 @@ type leafMaker struct {
 }
 
 // make returns the encoded leaf for e and the person tag under which the
-// hub indexes it.
-func (m leafMaker) make(e bildrum.AccessEvent) ([]byte, PersonTag, error) {
+// hub indexes it; the tag is nil for an event about no one person, which
+// no person's index lists.
+func (m leafMaker) make(e bildrum.AccessEvent) ([]byte, *PersonTag, error) {
 	if err := checkEvent(e); err != nil {
-		return nil, PersonTag{}, err
+		return nil, nil, err
 	}
 	t := e.Time
 	if t.IsZero() {
 		t = m.now()
 	}
-	pk := PersonKey(m.key, e.Person)
-	nonce := make([]byte, NonceSize)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, PersonTag{}, fmt.Errorf("tlog: nonce: %w", err)
-	}
 	l := Leaf{
-		Version: LeafVersion,
+		Version: LeafVersionPerson,
 		Time:    t.UTC().Truncate(time.Second).Format(time.RFC3339),
 		Actor: Actor{
 			Organisation: e.Actor.Organisation,
@@ -222,33 +243,50 @@ func (m leafMaker) make(e bildrum.AccessEvent) ([]byte, PersonTag, error) {
 		LegalBasis: LegalBasis(e.Purpose, e.Actor.Region, e.Region),
 		Region:     e.Region,
 		Kind:       e.Kind,
-		Nonce:      nonce,
-		Commitment: Commitment(pk, nonce),
 	}
+	if e.Person == "" {
+		l.Version, l.Subject = LeafVersionNoPerson, truncate(e.What, maxWhat)
+		b, err := json.Marshal(l)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tlog: leaf: %w", err)
+		}
+		return b, nil, nil
+	}
+	pk := PersonKey(m.key, e.Person)
+	l.Nonce = make([]byte, NonceSize)
+	if _, err := rand.Read(l.Nonce); err != nil {
+		return nil, nil, fmt.Errorf("tlog: nonce: %w", err)
+	}
+	l.Commitment = Commitment(pk, l.Nonce)
 	plain, err := json.Marshal(Details{What: truncate(e.What, maxWhat), ActorName: e.Actor.Name})
 	if err != nil {
-		return nil, PersonTag{}, fmt.Errorf("tlog: details: %w", err)
+		return nil, nil, fmt.Errorf("tlog: details: %w", err)
 	}
 	if pad := sealBlock - len(plain)%sealBlock; pad < sealBlock {
 		plain = append(plain, bytes.Repeat([]byte(" "), pad)...)
 	}
-	aead, err := newAEAD(SealKey(pk, nonce))
+	aead, err := newAEAD(SealKey(pk, l.Nonce))
 	if err != nil {
-		return nil, PersonTag{}, err
+		return nil, nil, err
 	}
 	l.Sealed = aead.Seal(nil, make([]byte, aead.NonceSize()), plain, l.Commitment)
 	b, err := json.Marshal(l)
 	if err != nil {
-		return nil, PersonTag{}, fmt.Errorf("tlog: leaf: %w", err)
+		return nil, nil, fmt.Errorf("tlog: leaf: %w", err)
 	}
-	return b, PersonTagOf(pk), nil
+	tag := PersonTagOf(pk)
+	return b, &tag, nil
 }
 
 // checkEvent rejects events that would make a useless or unlawful leaf.
 func checkEvent(e bildrum.AccessEvent) error {
 	switch {
-	case e.Person == "":
-		return bildrum.Errorf(bildrum.EINVALID, "access event without a person: say whose data were accessed")
+	case e.Person == "" && !bildrum.AboutNoPerson(e.Kind):
+		return bildrum.Errorf(bildrum.EINVALID, "access event of kind %q without a person: say whose data were accessed", e.Kind)
+	case e.Person != "" && bildrum.AboutNoPerson(e.Kind):
+		return bildrum.Errorf(bildrum.EINVALID, "access event of kind %q names a person, but that kind is about no one person and its description is public", e.Kind)
+	case e.Person == "" && e.What == "":
+		return bildrum.Errorf(bildrum.EINVALID, "access event of kind %q without a description of what was accessed", e.Kind)
 	case e.Kind == "":
 		return bildrum.Errorf(bildrum.EINVALID, "access event without a kind, e.g. %q", bildrum.AccessImageRead)
 	case e.Region == "":

@@ -430,8 +430,8 @@ func (l *Log) Append(ctx context.Context, e bildrum.AccessEvent) (uint64, error)
 			r.err = bildrum.Errorf(bildrum.EUNAVAILABLE, "the transparency log is overloaded: try again shortly")
 		case r.err != nil:
 			r.err = fmt.Errorf("tlog: append: %w", r.err)
-		default:
-			r.err = l.addIndex(tag, r.index)
+		case tag != nil:
+			r.err = l.addIndex(*tag, r.index)
 		}
 		done <- r
 	}()

@@ -462,6 +462,90 @@ func TestPersonIndicesAndFindLeaves(t *testing.T) {
 	}
 }
 
+// queryEvent is a feasibility query event: about no one person.
+func queryEvent(i int) bildrum.AccessEvent {
+	return bildrum.AccessEvent{
+		Time:    time.Date(2026, 3, 1, 11, 0, i%60, 0, time.UTC),
+		Actor:   bildrum.Principal{Name: "Eva Forskare", Role: bildrum.RoleResearcher, Organisation: "Karolinska Institutet"},
+		Purpose: bildrum.PurposeResearch,
+		Region:  "14",
+		Kind:    bildrum.AccessFeasibilityQuery,
+		What:    fmt.Sprintf("feasibility count %064x of women; ε 0.5 charged", i),
+	}
+}
+
+// TestEventsAboutNoPerson checks leaf version 2: a query event becomes a
+// leaf with its subject in the clear and no commitment, which is nobody's,
+// is listed in no person's index, and is proved like any other leaf; the
+// leaves about persons around it stay version 1.
+func TestEventsAboutNoPerson(t *testing.T) {
+	l := openLog(t, testConfig(t.TempDir()))
+	person := testPersons(t, 1)[0]
+	indices := appendAll(t, l, []bildrum.AccessEvent{event(person, 0), queryEvent(1), event(person, 2)})
+	slices.Sort(indices)
+	var query uint64
+	for _, i := range indices {
+		leaf := leafAt(t, l, i)
+		switch {
+		case leaf.Kind == bildrum.AccessFeasibilityQuery:
+			query = i
+			if leaf.Version != tlog.LeafVersionNoPerson || leaf.AboutPerson() || leaf.Mine(l.PersonKey(person)) ||
+				leaf.Subject != queryEvent(1).What || leaf.Nonce != nil || leaf.Sealed != nil ||
+				leaf.Actor.Role != bildrum.RoleResearcher || leaf.Region != "14" || !strings.Contains(leaf.LegalBasis, "EHDS") {
+				t.Errorf("query leaf %d = %+v; want version 2 with the public subject and no commitment", i, leaf)
+			}
+		case leaf.Version != tlog.LeafVersionPerson || !leaf.Mine(l.PersonKey(person)) || leaf.Subject != "":
+			t.Errorf("person leaf %d = %+v; want version 1, hers, without a subject", i, leaf)
+		}
+	}
+	got, err := l.PersonIndices(context.Background(), person)
+	if err != nil || len(got) != 2 || slices.Contains(got, query) {
+		t.Errorf("PersonIndices = %v, %v; want her two leaves and not the query's %d", got, err, query)
+	}
+	found, err := l.FindLeaves(context.Background(), l.PersonKey(person), 0)
+	if err != nil || !slices.Equal(found, got) {
+		t.Errorf("FindLeaves = %v, %v; want %v", found, err, got)
+	}
+	cp := checkpointAfter(t, l, indices)
+	e, err := l.Entry(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes, err := l.InclusionProof(context.Background(), query, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.VerifyInclusion(e, query, cp.Size, hashes, cp.Hash); err != nil {
+		t.Errorf("inclusion of the query leaf: %v", err)
+	}
+}
+
+// TestParseLeafVersions checks that ParseLeaf reads versions 1 and 2 and
+// refuses what neither allows, rather than guessing.
+func TestParseLeafVersions(t *testing.T) {
+	const head = `"time":"2026-03-01T10:00:00Z","actor":{"organisation":"KI","role":"researcher","id":"00"},"purpose":"research","legal_basis":"x","region":"14","kind":"feasibility-query"`
+	person := `"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","commitment":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","sealed":"AAAA"`
+	for _, tc := range []struct {
+		name, leaf string
+		ok         bool
+	}{
+		{"v1 about a person", `{"v":1,` + head + `,` + person + `}`, true},
+		{"v2 about a person", `{"v":2,` + head + `,` + person + `}`, true},
+		{"v2 about no person", `{"v":2,` + head + `,"subject":"feasibility count"}`, true},
+		{"v1 without a person", `{"v":1,` + head + `,"subject":"feasibility count"}`, false},
+		{"v2 with neither", `{"v":2,` + head + `}`, false},
+		{"v2 with both", `{"v":2,` + head + `,` + person + `,"subject":"x"}`, false},
+		{"v2 with half a person", `{"v":2,` + head + `,"nonce":"AAAAAAAAAAAAAAAAAAAAAA==","subject":"x"}`, false},
+		{"v3", `{"v":3,` + head + `,"subject":"x"}`, false},
+		{"unknown field", `{"v":2,` + head + `,"subject":"x","person":"189001019802"}`, false},
+	} {
+		_, err := tlog.ParseLeaf([]byte(tc.leaf))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: ParseLeaf = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
 func TestAppendRejectsIncompleteEvents(t *testing.T) {
 	l := openLog(t, testConfig(t.TempDir()))
 	good := event("189001019802", 0)
@@ -470,6 +554,10 @@ func TestAppendRejectsIncompleteEvents(t *testing.T) {
 		change func(*bildrum.AccessEvent)
 	}{
 		{"no person", func(e *bildrum.AccessEvent) { e.Person = "" }},
+		{"query event with a person", func(e *bildrum.AccessEvent) { e.Kind = bildrum.AccessFeasibilityQuery }},
+		{"query event without a description", func(e *bildrum.AccessEvent) {
+			e.Kind, e.Person, e.What = bildrum.AccessFeasibilityQuery, "", ""
+		}},
 		{"no kind", func(e *bildrum.AccessEvent) { e.Kind = "" }},
 		{"no region", func(e *bildrum.AccessEvent) { e.Region = "" }},
 		{"no role", func(e *bildrum.AccessEvent) { e.Actor.Role = "" }},

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/tlog"
 )
 
 // TestFeasibilityThroughTheHub: a researcher asks how many women match; each
@@ -27,8 +32,9 @@ func TestFeasibilityThroughTheHub(t *testing.T) {
 		Provenance any       `json:"provenance"`
 	}
 	var first, again struct {
-		Regions  []region `json:"regions"`
-		Complete bool     `json:"complete"`
+		QueryHash string   `json:"query_hash"`
+		Regions   []region `json:"regions"`
+		Complete  bool     `json:"complete"`
 	}
 	// Before the first consent sync every node refuses secondary use.
 	if code, body := call(t, "POST", e.Hub.API+"/feasibility", researcher, "application/json", criteria); code != http.StatusOK || !bytes.Contains(body, []byte("never been synchronised")) {
@@ -38,7 +44,7 @@ func TestFeasibilityThroughTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, body := call(t, "POST", e.Hub.API+"/feasibility", researcher, "application/json", criteria)
-	if code != http.StatusOK || json.Unmarshal(body, &first) != nil || len(first.Regions) != 3 || !first.Complete {
+	if code != http.StatusOK || json.Unmarshal(body, &first) != nil || len(first.Regions) != 3 || !first.Complete || len(first.QueryHash) != 64 {
 		t.Fatalf("POST /api/v1/feasibility = %d %s, want an answer from all three regions", code, body)
 	}
 	for _, r := range first.Regions {
@@ -75,6 +81,40 @@ func TestFeasibilityThroughTheHub(t *testing.T) {
 			t.Errorf("budget of %s: %v, want charged once below the initial 10", b.Region, b.Remaining)
 		}
 	}
+
+	// Every answer is a query event in the public log: one per region and
+	// question, fresh or repeated, naming the query but nobody, which the
+	// auditor's tool reads.
+	if err := d.hub.CarryAccessEvents(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runBildrum(t, "log", "verify", "-url", e.Hub.Log, "-vkey", e.Hub.LogVKey, "-state", filepath.Join(t.TempDir(), "state"), "-full")
+	if code != 0 || !strings.Contains(stdout, "0 about a person (version 1), 6 about no one person") {
+		t.Errorf("log verify -full after two questions to three regions: %d\n%s%s; want 6 query leaves and no others", code, stdout, stderr)
+	}
+	size, err := d.hub.tlog.Size(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRegion := map[string]int{}
+	for i := range size {
+		raw, err := d.hub.tlog.Entry(t.Context(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := tlog.ParseLeaf(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf.Kind != bildrum.AccessFeasibilityQuery || leaf.AboutPerson() || !strings.Contains(leaf.Subject, first.QueryHash) || leaf.Actor.Role != bildrum.RoleResearcher {
+			t.Errorf("leaf %d = %+v; want a query event naming query %s", i, leaf, first.QueryHash)
+		}
+		perRegion[leaf.Region]++
+	}
+	if len(perRegion) != 3 || perRegion["12"] != 2 {
+		t.Errorf("query leaves per region %v, want two for each of the three regions", perRegion)
+	}
+
 	for _, tt := range []struct {
 		name, token string
 		body        string

@@ -143,12 +143,23 @@ func runLogVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  tiles: hash to the signed root\n")
 	} else {
+		// Every leaf must be one this program can read: a leaf it cannot
+		// read is named, not skipped, since it could hide anything.
 		var mine []uint64
+		var aboutPersons, aboutNoPerson uint64
+		var unreadable []string
 		visit := func(index uint64, e []byte) error {
-			if pk == nil {
+			leaf, err := tlog.ParseLeaf(e)
+			switch {
+			case err != nil:
+				unreadable = append(unreadable, fmt.Sprintf("leaf %d: %v", index, err))
 				return nil
+			case leaf.AboutPerson():
+				aboutPersons++
+			default:
+				aboutNoPerson++
 			}
-			if leaf, err := tlog.ParseLeaf(e); err == nil && leaf.Mine(pk) {
+			if pk != nil && leaf.Mine(pk) {
 				mine = append(mine, index)
 			}
 			return nil
@@ -160,6 +171,11 @@ func runLogVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  tiles: hash to the signed root\n")
 		fmt.Fprintf(stdout, "  full: %d entries recomputed from the entry bundles; every tile and the root match\n", cp.Size)
+		if len(unreadable) > 0 {
+			return fmt.Errorf("log verify -full: %d of %d leaves are not in a leaf format this program reads (upgrade it, or the log holds foreign entries):\n  %s",
+				len(unreadable), cp.Size, strings.Join(unreadable[:min(len(unreadable), 20)], "\n  "))
+		}
+		fmt.Fprintf(stdout, "  leaves: %d about a person (version 1), %d about no one person (version 2: feasibility counts)\n", aboutPersons, aboutNoPerson)
 		if pk != nil {
 			fmt.Fprintf(stdout, "  person: %d leaves are this person's: %s\n", len(mine), joinUints(mine))
 		}

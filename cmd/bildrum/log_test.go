@@ -155,6 +155,30 @@ func TestLogVerify(t *testing.T) {
 			stdout: []string{"person: 300 leaves are this person's"},
 		},
 		{
+			name: "full reads leaves about no one person",
+			full: true,
+			setup: func(t *testing.T, tl *testTlog) []string {
+				var last uint64
+				for i := range 4 {
+					index, err := tl.log.Append(context.Background(), bildrum.AccessEvent{
+						Actor:   bildrum.Principal{Name: "Eva Forskare", Role: bildrum.RoleResearcher, Organisation: "Karolinska Institutet"},
+						Purpose: bildrum.PurposeResearch, Region: "14", Kind: bildrum.AccessFeasibilityQuery,
+						What: fmt.Sprintf("feasibility count %064x of women; ε 0.5 charged", i),
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					last = max(last, index)
+				}
+				if _, err := tl.log.WaitCheckpoint(context.Background(), last); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"-person-key", hex.EncodeToString(tl.log.PersonKey(person))}
+			},
+			code:   0,
+			stdout: []string{"full: 304 entries recomputed", "leaves: 300 about a person (version 1), 4 about no one person", "person: 300 leaves are this person's"},
+		},
+		{
 			name: "entry bundle altered",
 			full: true,
 			setup: func(t *testing.T, tl *testTlog) []string {

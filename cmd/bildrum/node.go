@@ -215,7 +215,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	if err != nil {
 		return nil, err
 	}
-	feas, err := query.NewNode(cfg.Region, query.Rules{}, n.db, checker.Fresh, signer)
+	feas, err := query.NewNode(cfg.Region, query.Rules{}, n.db, checker.Fresh, signer, n.db)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,9 @@
     return r;
   }
 
+  // isHers: a leaf about no one person (version 2, no commitment) is nobody's.
   async function isHers(personKey, leafJSON) {
+    if (!leafJSON.commitment || !leafJSON.nonce) return false;
     const key = await crypto.subtle.importKey("raw", personKey, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, cat(enc.encode("bildrum/tlog/v1/commitment\u0000"), b64(leafJSON.nonce))));
     return equal(mac, b64(leafJSON.commitment));
