@@ -121,6 +121,28 @@ install_npm
 
 command -v go >/dev/null || { log "go is not in PATH"; exit 1; }
 
+# The C2SP witness the transparency log's witness test runs against. It is
+# installed at its exact version, apart from our go.mod: torchwood's module
+# graph names sigsum.org/sigsum-go, which the module proxy here does not
+# serve (tlog/witness_test.go). The binary is kept per version in the Go
+# cache directory, so only the first run fetches and builds it.
+LITEWITNESS_VERSION=v0.9.0
+install_litewitness() {
+	local dir
+	dir="$(go env GOCACHE)/bildrum-tools/litewitness-$LITEWITNESS_VERSION"
+	if [ ! -x "$dir/litewitness" ]; then
+		log "installing filippo.io/torchwood/cmd/litewitness@$LITEWITNESS_VERSION"
+		mkdir -p "$dir"
+		if ! GOBIN="$dir" go install "filippo.io/torchwood/cmd/litewitness@$LITEWITNESS_VERSION" >&2; then
+			log "go install litewitness failed; the witness test will fail"
+			return 0
+		fi
+	fi
+	export BILDRUM_LITEWITNESS="$dir/litewitness"
+}
+
+install_litewitness
+
 # --- 2. go vet ---------------------------------------------------------------
 #
 # Before the server starts: a package that does not compile fails here fast.

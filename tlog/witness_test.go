@@ -88,10 +88,11 @@ type litewitness struct {
 	name, vkey, url, db string
 }
 
-// litewitnessVersion is the witness the tests run. It is installed at
-// that exact version with its own go.mod, not required by ours: torchwood's
-// module graph names sigsum.org/sigsum-go, which the module proxy here does
-// not serve, and would break 'go list -m all' and 'go mod tidy' for bildrum.
+// litewitnessVersion is the witness the tests run; scripts/test.sh
+// installs it at that exact version with its own go.mod, not required by
+// ours: torchwood's module graph names sigsum.org/sigsum-go, which the
+// module proxy here does not serve, and would break 'go list -m all' and
+// 'go mod tidy' for bildrum.
 const litewitnessVersion = "filippo.io/torchwood/cmd/litewitness@v0.9.0"
 
 // newWitnessKey returns a witness's Ed25519 key and its cosignature/v1
@@ -113,19 +114,17 @@ func newWitnessKey(t *testing.T, name string) (ed25519.PrivateKey, string) {
 	return priv, cosig
 }
 
-// startLitewitness installs litewitness into a temporary directory (from
-// the module proxy or cache; the build cache makes it quick after the first
-// time), serves its key from an in-process ssh-agent, and starts it on a
+// startLitewitness starts litewitness (the program BILDRUM_LITEWITNESS
+// names, which scripts/test.sh installs at litewitnessVersion, or one in
+// PATH), serves its key from an in-process ssh-agent, and starts it on a
 // free loopback port.
 func startLitewitness(t *testing.T, origin string) *litewitness {
 	t.Helper()
-	goTool := testenv.RequireExternal(t, "go")
-	bin := t.TempDir()
-	install := exec.Command(goTool, "install", litewitnessVersion)
-	install.Env = append(os.Environ(), "GOBIN="+bin)
-	if out, err := install.CombinedOutput(); err != nil {
-		testenv.Unavailable(t, "cannot install %s (it needs the module proxy or a module cache that has it): %v\n%s", litewitnessVersion, err, out)
+	program := os.Getenv("BILDRUM_LITEWITNESS")
+	if program == "" {
+		program = "litewitness"
 	}
+	program = testenv.RequireExternal(t, program)
 
 	w := &litewitness{name: "bildrum.test/witness", db: filepath.Join(t.TempDir(), "witness.db")}
 	priv, vkey := newWitnessKey(t, w.name)
@@ -184,7 +183,7 @@ func startLitewitness(t *testing.T, origin string) *litewitness {
 	addr := l.Addr().String()
 	l.Close()
 	w.url = "http://" + addr
-	cmd := exec.Command(filepath.Join(bin, "litewitness"), "-name", w.name, "-db", w.db, "-ssh-agent", sock,
+	cmd := exec.Command(program, "-name", w.name, "-db", w.db, "-ssh-agent", sock,
 		"-key", ssh.FingerprintSHA256(sshPub), "-listen", addr)
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
