@@ -93,8 +93,8 @@ type FreshFunc func(ctx context.Context, purpose bildrum.Purpose) (bildrum.Repli
 // Node answers feasibility counts for one region's node. It is safe for
 // concurrent use.
 type Node struct {
-	region string
-	rules  Rules
+	region   string
+	rules    Rules
 	store    bildrum.FeasibilityStore
 	fresh    FreshFunc
 	signer   *Signer
