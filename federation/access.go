@@ -55,10 +55,16 @@ type eventCursors interface {
 // pullPage is how many events the hub takes from a node at once.
 const pullPage = 1000
 
+// AppendEvents appends a page of access events to the transparency log
+// durably, all in one round (tlog.Log.AppendAll). When it fails, some of
+// the events may be in the log already.
+type AppendEvents func(ctx context.Context, events []bildrum.AccessEvent) error
+
 // PullAccessEvents carries every node's new access events into the log:
-// each event is appended (durably) before the node's cursor moves past it,
-// so none is lost; one may be logged twice if the hub stops between the two.
-func (h *Hub) PullAccessEvents(ctx context.Context, cursors eventCursors, appendEvent func(context.Context, bildrum.AccessEvent) error) ([]Result[int], error) {
+// each page is appended (durably) before the node's cursor moves past it,
+// so none is lost; a page may be logged twice if the hub stops between the
+// two, or when appending it failed part way.
+func (h *Hub) PullAccessEvents(ctx context.Context, cursors eventCursors, appendEvents AppendEvents) ([]Result[int], error) {
 	nodes, err := h.Directory.Nodes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pull access events: %w", err)
@@ -81,7 +87,7 @@ func (h *Hub) PullAccessEvents(ctx context.Context, cursors eventCursors, append
 					return carried, fmt.Errorf("node %s sent an access event of region %q", n.Region, ev.Event.Region)
 				}
 			}
-			if err := appendPage(ctx, page, appendEvent); err != nil {
+			if err := appendEvents(ctx, eventsOf(page)); err != nil {
 				return carried, err
 			}
 			if len(page) > 0 {
@@ -98,35 +104,13 @@ func (h *Hub) PullAccessEvents(ctx context.Context, cursors eventCursors, append
 	}), nil
 }
 
-// appendWorkers is how many events of a page are appended at once: the log
-// sequences concurrent appends in one durable batch, so a page goes in
-// about as fast as one event would alone.
-const appendWorkers = 256
-
-// appendPage appends every event of a page, many at once, and returns the
-// first error. When it fails some events may be in the log already; the
-// cursor does not move, so they are appended again on the next pull.
-func appendPage(ctx context.Context, page []AccessEvent, appendEvent func(context.Context, bildrum.AccessEvent) error) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	sem := make(chan struct{}, appendWorkers)
-	for _, ev := range page {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := appendEvent(ctx, ev.Event); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
+// eventsOf returns the events of an outbox page.
+func eventsOf(page []AccessEvent) []bildrum.AccessEvent {
+	events := make([]bildrum.AccessEvent, len(page))
+	for i, ev := range page {
+		events[i] = ev.Event
 	}
-	wg.Wait()
-	return first
+	return events
 }
 
 // LocalRegion is the cursor name of the hub's own outbox.
@@ -135,7 +119,7 @@ const LocalRegion = "hub"
 // PullLocal carries the hub's own outbox (the access events of steps the
 // hub takes itself, such as recruitment invitations) into the log, as
 // PullAccessEvents does a node's.
-func PullLocal(ctx context.Context, outbox AccessOutbox, cursors eventCursors, appendEvent func(context.Context, bildrum.AccessEvent) error) (int, error) {
+func PullLocal(ctx context.Context, outbox AccessOutbox, cursors eventCursors, appendEvents AppendEvents) (int, error) {
 	seq, err := cursors.EventCursor(ctx, LocalRegion)
 	if err != nil {
 		return 0, err
@@ -146,7 +130,7 @@ func PullLocal(ctx context.Context, outbox AccessOutbox, cursors eventCursors, a
 		if err != nil {
 			return carried, err
 		}
-		if err := appendPage(ctx, page, appendEvent); err != nil {
+		if err := appendEvents(ctx, eventsOf(page)); err != nil {
 			return carried, err
 		}
 		if len(page) > 0 {
@@ -167,7 +151,7 @@ func PullLocal(ctx context.Context, outbox AccessOutbox, cursors eventCursors, a
 type AccessPull struct {
 	Hub     *Hub
 	Cursors eventCursors
-	Append  func(context.Context, bildrum.AccessEvent) error
+	Append  AppendEvents
 	// Local is the hub's own outbox; nil when the hub keeps none.
 	Local    AccessOutbox
 	Interval time.Duration // default 2s

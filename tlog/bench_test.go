@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bildrum/bildrum"
 	"github.com/bildrum/bildrum/tlog"
 )
 
@@ -72,6 +73,40 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendAll measures sustained durable appends from one caller
+// with pages of events, as the hub carries the nodes' outboxes: each
+// AppendAll returns once its page is fsynced and indexed, and the run
+// ends when a signed checkpoint covers every leaf.
+//
+//	go test ./tlog -run '^$' -bench AppendAll -benchtime 20000x
+func BenchmarkAppendAll(b *testing.B) {
+	for _, page := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("page=%d", page), func(b *testing.B) {
+			l := openLog(b, benchConfig(b))
+			persons := testPersons(b, 100)
+			events := make([]bildrum.AccessEvent, 0, page)
+			var last uint64
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i += page {
+				events = events[:0]
+				for j := i; j < min(i+page, b.N); j++ {
+					events = append(events, event(persons[j%100], j))
+				}
+				indices, err := l.AppendAll(context.Background(), events)
+				if err != nil {
+					b.Fatal(err)
+				}
+				last = max(last, slices.Max(indices))
+			}
+			if _, err := l.WaitCheckpoint(context.Background(), last); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+		})
+	}
+}
+
 // BenchmarkRecordAccess measures how long one RecordAccess takes when it
 // is the only one: what an image read waits for at low load.
 //
@@ -91,42 +126,66 @@ func BenchmarkRecordAccess(b *testing.B) {
 	reportPercentiles(b, lat, "record")
 }
 
-// BenchmarkBurst100k measures a burst of 100,000 events from 1,000
-// callers, until a signed checkpoint covers all of them.
+// BenchmarkBurst100k measures a burst of 100,000 events (one large
+// extraction) until a signed checkpoint covers all of them: from 1,000
+// concurrent callers of RecordAccess, and from one caller with pages of
+// 1,000 events, as the hub carries such a burst from a node's outbox.
 //
 //	go test ./tlog -run '^$' -bench Burst -benchtime 1x
 func BenchmarkBurst100k(b *testing.B) {
-	const events, callers = 100_000, 1000
+	const events = 100_000
 	persons := testPersons(b, 1000)
-	for range b.N {
-		b.StopTimer()
-		l, err := tlog.Open(context.Background(), benchConfig(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		start := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range callers {
-			wg.Go(func() {
-				for i := next.Add(1) - 1; i < events; i = next.Add(1) - 1 {
-					if err := l.RecordAccess(context.Background(), event(persons[i%1000], int(i))); err != nil {
-						b.Error(err)
-						return
+	all := make([]bildrum.AccessEvent, events)
+	for i := range all {
+		all[i] = event(persons[i%1000], i)
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(b *testing.B, l *tlog.Log)
+	}{
+		{"callers=1000", func(b *testing.B, l *tlog.Log) {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 1000 {
+				wg.Go(func() {
+					for i := next.Add(1) - 1; i < events; i = next.Add(1) - 1 {
+						if err := l.RecordAccess(context.Background(), all[i]); err != nil {
+							b.Error(err)
+							return
+						}
 					}
+				})
+			}
+			wg.Wait()
+		}},
+		{"pages=1000", func(b *testing.B, l *tlog.Log) {
+			for i := 0; i < events; i += 1000 {
+				if _, err := l.AppendAll(context.Background(), all[i:i+1000]); err != nil {
+					b.Fatal(err)
 				}
-			})
-		}
-		wg.Wait()
-		if _, err := l.WaitCheckpoint(context.Background(), events-1); err != nil {
-			b.Fatal(err)
-		}
-		d := time.Since(start)
-		b.ReportMetric(d.Seconds(), "s/burst")
-		b.ReportMetric(events/d.Seconds(), "events/s")
-		b.StopTimer()
-		l.Close()
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				l, err := tlog.Open(context.Background(), benchConfig(b))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				tc.run(b, l)
+				if _, err := l.WaitCheckpoint(context.Background(), events-1); err != nil {
+					b.Fatal(err)
+				}
+				d := time.Since(start)
+				b.ReportMetric(d.Seconds(), "s/burst")
+				b.ReportMetric(events/d.Seconds(), "events/s")
+				b.StopTimer()
+				l.Close()
+			}
+		})
 	}
 }
 

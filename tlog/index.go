@@ -25,8 +25,8 @@ func (t PersonTag) String() string { return hex.EncodeToString(t[:]) }
 // finds a woman's events without scanning the log. The hub's SQL store may
 // implement it; FileIndex is the default.
 //
-// Add records that the leaf at index is the person's. It is durable when it
-// returns nil; adding a pair again is harmless. Indices returns the
+// Add records, for each entry, that the leaf at its index is its person's.
+// It is durable when it returns nil; adding a pair again is harmless. Indices returns the
 // person's leaf indices in ascending order, none (and no error) for a person
 // without leaves. Implementations are safe for concurrent use.
 //
@@ -34,8 +34,15 @@ func (t PersonTag) String() string { return hex.EncodeToString(t[:]) }
 // leaf is in the log but not yet indexed: the log retries it with the next
 // Add and at Close, and Log.FindLeaves finds such a leaf by scanning.
 type PersonIndex interface {
-	Add(ctx context.Context, tag PersonTag, index uint64) error
+	Add(ctx context.Context, entries []IndexEntry) error
 	Indices(ctx context.Context, tag PersonTag) ([]uint64, error)
+}
+
+// IndexEntry is one pair of a PersonIndex: the leaf at Index is about the
+// person whose tag is Tag.
+type IndexEntry struct {
+	Tag   PersonTag
+	Index uint64
 }
 
 // indexMagic starts a FileIndex file; records follow.
@@ -125,22 +132,29 @@ func (x *FileIndex) insert(tag PersonTag, index uint64) bool {
 }
 
 // Add implements PersonIndex.
-func (x *FileIndex) Add(ctx context.Context, tag PersonTag, index uint64) error {
+func (x *FileIndex) Add(ctx context.Context, entries []IndexEntry) error {
 	x.mu.Lock()
 	if x.closed {
 		x.mu.Unlock()
 		return fmt.Errorf("tlog: person index %s is closed", x.path)
 	}
-	if l := x.m[tag]; len(l) > 0 {
-		if _, found := slices.BinarySearch(l, index); found {
-			x.mu.Unlock()
-			return nil
+	added := false
+	for _, e := range entries {
+		if l := x.m[e.Tag]; len(l) > 0 {
+			if _, found := slices.BinarySearch(l, e.Index); found {
+				continue
+			}
 		}
+		var rec [indexRecord]byte
+		copy(rec[:32], e.Tag[:])
+		binary.BigEndian.PutUint64(rec[32:], e.Index)
+		x.pending = append(x.pending, rec[:]...)
+		added = true
 	}
-	var rec [indexRecord]byte
-	copy(rec[:32], tag[:])
-	binary.BigEndian.PutUint64(rec[32:], index)
-	x.pending = append(x.pending, rec[:]...)
+	if !added {
+		x.mu.Unlock()
+		return nil
+	}
 	done := make(chan error, 1)
 	x.waiters = append(x.waiters, done)
 	if !x.flushing {

@@ -26,13 +26,13 @@ func TestFileIndex(t *testing.T) {
 			if i%2 == 1 {
 				tag = b
 			}
-			if err := x.Add(context.Background(), tag, uint64(199-i)); err != nil {
+			if err := x.Add(context.Background(), []tlog.IndexEntry{{Tag: tag, Index: uint64(199 - i)}}); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if err := x.Add(context.Background(), a, 1); err != nil { // again: harmless
+	if err := x.Add(context.Background(), []tlog.IndexEntry{{Tag: a, Index: 1}}); err != nil { // again: harmless
 		t.Fatal(err)
 	}
 	check := func(x *tlog.FileIndex, what string) {
@@ -49,7 +49,7 @@ func TestFileIndex(t *testing.T) {
 	if err := x.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.Add(context.Background(), a, 1000); err == nil {
+	if err := x.Add(context.Background(), []tlog.IndexEntry{{Tag: a, Index: 1000}}); err == nil {
 		t.Error("Add after Close succeeded")
 	}
 
@@ -65,7 +65,7 @@ func TestFileIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(x, "reopened after a torn write")
-	if err := x.Add(context.Background(), b, 5000); err != nil {
+	if err := x.Add(context.Background(), []tlog.IndexEntry{{Tag: b, Index: 5000}}); err != nil {
 		t.Fatal(err)
 	}
 	x.Close()
@@ -93,16 +93,18 @@ type failingIndex struct {
 	m     map[tlog.PersonTag][]uint64
 }
 
-func (f *failingIndex) Add(ctx context.Context, tag tlog.PersonTag, index uint64) error {
+func (f *failingIndex) Add(ctx context.Context, entries []tlog.IndexEntry) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fails > 0 {
 		f.fails--
 		return errors.New("disk full")
 	}
-	if !slices.Contains(f.m[tag], index) {
-		f.m[tag] = append(f.m[tag], index)
-		slices.Sort(f.m[tag])
+	for _, e := range entries {
+		if !slices.Contains(f.m[e.Tag], e.Index) {
+			f.m[e.Tag] = append(f.m[e.Tag], e.Index)
+			slices.Sort(f.m[e.Tag])
+		}
 	}
 	return nil
 }

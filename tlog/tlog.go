@@ -241,15 +241,10 @@ type Log struct {
 	requests      chan request   // to the sequencer; closed by Close
 	sequencerDone chan struct{}  // closed when the sequencer ends
 
-	mu       sync.Mutex // guards retry and closed
-	retry    []indexed  // sequenced leaves whose index Add failed
+	mu       sync.Mutex   // guards retry and closed
+	retry    []IndexEntry // sequenced leaves whose index Add failed
 	closed   bool
 	closeErr error
-}
-
-type indexed struct {
-	tag   PersonTag
-	index uint64
 }
 
 // Open opens the log in cfg.Dir, creating it, its keys and its index on
@@ -400,24 +395,52 @@ func (l *Log) RecordAccess(ctx context.Context, e bildrum.AccessEvent) error {
 // first, Append returns its error, but the leaf may still be recorded and
 // indexed: an access refused for that reason may appear in the log.
 func (l *Log) Append(ctx context.Context, e bildrum.AccessEvent) (uint64, error) {
-	leaf, tag, err := l.leaves.make(e)
+	indices, err := l.AppendAll(ctx, []bildrum.AccessEvent{e})
 	if err != nil {
 		return 0, err
+	}
+	return indices[0], nil
+}
+
+// AppendAll adds the events to the log as Append does, and returns their
+// leaf indices in the order of events. They are sequenced in one round
+// (and their person index written with one fsync), so one caller with a
+// page of events gets the throughput of many concurrent callers: it is how
+// the hub carries the nodes' outboxes. When one event is invalid, none is
+// added (EINVALID, naming it). Otherwise the events are sequenced together
+// but may fail apart: an error means some of them may be in the log, which
+// is why the caller retries the whole page (a leaf logged twice is
+// harmless; one missing is not).
+func (l *Log) AppendAll(ctx context.Context, events []bildrum.AccessEvent) ([]uint64, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	entries := make([]*tessera.Entry, len(events))
+	tags := make([]*PersonTag, len(events))
+	for i, e := range events {
+		leaf, tag, err := l.leaves.make(e)
+		if err != nil {
+			if len(events) > 1 {
+				return nil, bildrum.Errorf(bildrum.ErrorCode(err), "event %d of %d: %s", i+1, len(events), bildrum.ErrorMessage(err))
+			}
+			return nil, err
+		}
+		entries[i], tags[i] = tessera.NewEntry(leaf), tag
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return 0, bildrum.Errorf(bildrum.EUNAVAILABLE, "the transparency log is closed")
+		return nil, bildrum.Errorf(bildrum.EUNAVAILABLE, "the transparency log is closed")
 	}
 	l.inflight.Add(1)
 	l.mu.Unlock()
 
-	req := request{entry: tessera.NewEntry(leaf), done: make(chan sequenced, 1)}
+	req := request{entries: entries, done: make(chan sequenced, 1)}
 	select {
 	case l.requests <- req:
 	case <-ctx.Done():
 		l.inflight.Done()
-		return 0, fmt.Errorf("tlog: append: %w", ctx.Err())
+		return nil, fmt.Errorf("tlog: append: %w", ctx.Err())
 	}
 	done := make(chan sequenced, 1)
 	go func() {
@@ -430,33 +453,45 @@ func (l *Log) Append(ctx context.Context, e bildrum.AccessEvent) (uint64, error)
 			r.err = bildrum.Errorf(bildrum.EUNAVAILABLE, "the transparency log is overloaded: try again shortly")
 		case r.err != nil:
 			r.err = fmt.Errorf("tlog: append: %w", r.err)
-		case tag != nil:
-			r.err = l.addIndex(*tag, r.index)
+		default:
+			var add []IndexEntry
+			for i, tag := range tags {
+				if tag != nil {
+					add = append(add, IndexEntry{Tag: *tag, Index: r.indices[i]})
+				}
+			}
+			r.err = l.addIndex(add)
 		}
 		done <- r
 	}()
 	select {
 	case r := <-done:
-		return r.index, r.err
+		if r.err != nil {
+			return nil, r.err
+		}
+		return r.indices, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("tlog: append: %w", ctx.Err())
+		return nil, fmt.Errorf("tlog: append: %w", ctx.Err())
 	}
 }
 
-// request is an entry waiting for the sequencer.
+// request is one caller's entries waiting for the sequencer.
 type request struct {
-	entry *tessera.Entry
-	done  chan sequenced
+	entries []*tessera.Entry
+	done    chan sequenced
 }
 
+// sequenced is what the sequencer answers a request: the entries' leaf
+// indices, or the first error among them.
 type sequenced struct {
-	index uint64
-	err   error
+	indices []uint64
+	err     error
 }
 
 // sequence hands entries to tessera in rounds, one round at a time: each
 // round is every request waiting when the previous round was durably
-// sequenced. tessera's own queue flushes on a timer whether or not the
+// sequenced, up to BatchMaxSize entries unless one request alone is
+// larger. tessera's own queue flushes on a timer whether or not the
 // previous flush is done, which at load makes many small batches each
 // paying the full set of fsyncs; one round at a time keeps batches as large
 // as the load.
@@ -471,37 +506,56 @@ func (l *Log) sequence() {
 			return
 		}
 		batch = append(batch, r)
+		n := len(r.entries)
 	fill:
-		for len(batch) < max {
+		for n < max {
 			select {
 			case r, ok := <-l.requests:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, r)
+				n += len(r.entries)
 			default:
 				break fill
 			}
 		}
 		for _, r := range batch {
-			futures = append(futures, l.appender.Add(l.bg, r.entry))
+			for _, e := range r.entries {
+				futures = append(futures, l.appender.Add(l.bg, e))
+			}
 		}
-		for i, f := range futures {
-			index, err := f()
-			batch[i].done <- sequenced{index.Index, err}
+		k := 0
+		for _, r := range batch {
+			s := sequenced{indices: make([]uint64, len(r.entries))}
+			for i := range r.entries {
+				index, err := futures[k]()
+				k++
+				s.indices[i] = index.Index
+				if err != nil && s.err == nil {
+					s.err = err
+				}
+			}
+			r.done <- s
 		}
 		clear(batch)
+		clear(futures)
 		batch, futures = batch[:0], futures[:0]
 	}
 }
 
-// addIndex indexes a sequenced leaf, and retries earlier failures.
-func (l *Log) addIndex(tag PersonTag, index uint64) error {
-	if err := l.index.Add(l.bg, tag, index); err != nil {
-		l.mu.Lock()
-		l.retry = append(l.retry, indexed{tag, index})
-		l.mu.Unlock()
-		return fmt.Errorf("tlog: leaf %d is in the log, but its person index failed: %w", index, err)
+// addIndex indexes sequenced leaves, and retries earlier failures.
+func (l *Log) addIndex(add []IndexEntry) error {
+	if len(add) > 0 {
+		if err := l.index.Add(l.bg, add); err != nil {
+			l.mu.Lock()
+			l.retry = append(l.retry, add...)
+			l.mu.Unlock()
+			if len(add) == 1 {
+				return fmt.Errorf("tlog: leaf %d is in the log, but its person index failed: %w", add[0].Index, err)
+			}
+			return fmt.Errorf("tlog: %d leaves are in the log, but their person index failed: %w", len(add), err)
+		}
 	}
 	l.mu.Lock()
 	pending := len(l.retry) > 0
@@ -663,27 +717,23 @@ func (l *Log) PersonIndices(ctx context.Context, id bildrum.PersonID) ([]uint64,
 }
 
 // retryIndex adds the leaves whose index Add failed before. It returns
-// an EUNAVAILABLE error when some still fail.
+// an EUNAVAILABLE error when they still fail.
 func (l *Log) retryIndex() error {
 	l.mu.Lock()
 	retry := l.retry
 	l.retry = nil
 	l.mu.Unlock()
-	var failed []indexed
-	var errs []error
-	for _, r := range retry {
-		if err := l.index.Add(l.bg, r.tag, r.index); err != nil {
-			failed = append(failed, r)
-			errs = append(errs, err)
-		}
+	if len(retry) == 0 {
+		return nil
 	}
-	if len(failed) == 0 {
+	err := l.index.Add(l.bg, retry)
+	if err == nil {
 		return nil
 	}
 	l.mu.Lock()
-	l.retry = append(l.retry, failed...)
+	l.retry = append(l.retry, retry...)
 	l.mu.Unlock()
-	l.cfg.Log.Error("transparency log: person index write failed", "leaves", len(failed), "err", errors.Join(errs...))
+	l.cfg.Log.Error("transparency log: person index write failed", "leaves", len(retry), "err", err)
 	return bildrum.Errorf(bildrum.EUNAVAILABLE, "the person index of the transparency log cannot be written, so a list of events could be incomplete: try again later")
 }
 

@@ -520,6 +520,69 @@ func TestEventsAboutNoPerson(t *testing.T) {
 	}
 }
 
+// TestAppendAll checks that a page of events goes in as one: each index
+// holds its own event, the persons' indices list theirs, a page with one
+// invalid event adds nothing and names it, and pages from concurrent
+// callers do not mix up their indices.
+func TestAppendAll(t *testing.T) {
+	l := openLog(t, testConfig(t.TempDir()))
+	persons := testPersons(t, 3)
+	var page []bildrum.AccessEvent
+	for i := range 300 {
+		if i%100 == 99 {
+			page = append(page, queryEvent(i))
+			continue
+		}
+		page = append(page, event(persons[i%3], i))
+	}
+	bad := slices.Clone(page)
+	bad[42].Region = ""
+	if _, err := l.AppendAll(context.Background(), bad); bildrum.ErrorCode(err) != bildrum.EINVALID || !strings.Contains(err.Error(), "event 43 of 300") {
+		t.Fatalf("AppendAll with event 43 invalid = %v, want EINVALID naming it", err)
+	}
+	if n, _ := l.Size(context.Background()); n != 0 {
+		t.Fatalf("the refused page left %d leaves", n)
+	}
+
+	halves := [][]bildrum.AccessEvent{page[:150], page[150:]}
+	got := make([][]uint64, 2)
+	var wg sync.WaitGroup
+	for h := range halves {
+		wg.Go(func() {
+			var err error
+			if got[h], err = l.AppendAll(context.Background(), halves[h]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	indices := append(got[0], got[1]...)
+	if len(indices) != len(page) {
+		t.Fatalf("AppendAll returned %d indices for %d events", len(indices), len(page))
+	}
+	want := map[bildrum.PersonID][]uint64{}
+	for i, index := range indices {
+		leaf := leafAt(t, l, index)
+		if page[i].Person == "" {
+			if leaf.Subject != page[i].What {
+				t.Errorf("leaf %d = %+v, want the query event %d", index, leaf, i)
+			}
+			continue
+		}
+		d, err := tlog.OpenDetails(l.PersonKey(page[i].Person), leaf)
+		if err != nil || d.What != page[i].What {
+			t.Errorf("leaf %d: %+v, %v; want event %d (%s)", index, d, err, i, page[i].What)
+		}
+		want[page[i].Person] = append(want[page[i].Person], index)
+	}
+	for p, w := range want {
+		slices.Sort(w)
+		if got, err := l.PersonIndices(context.Background(), p); err != nil || !slices.Equal(got, w) {
+			t.Errorf("PersonIndices(%s) = %v, %v; want %v", p, got, err, w)
+		}
+	}
+}
+
 // TestParseLeafVersions checks that ParseLeaf reads versions 1 and 2 and
 // refuses what neither allows, rather than guessing.
 func TestParseLeafVersions(t *testing.T) {

@@ -221,7 +221,7 @@ func OpenHub(ctx context.Context, cfg HubConfig, log *slog.Logger, webL net.List
 	syncEvery, _ := time.ParseDuration(cfg.ConsentSync)
 	h.sync = &federation.ConsentSync{Hub: fed, Register: h.db, Interval: syncEvery, Log: h.log}
 	h.sync.Init()
-	h.pull = &federation.AccessPull{Hub: fed, Cursors: h.db, Append: h.tlog.RecordAccess, Local: outboxOf(h.db), Log: h.log}
+	h.pull = &federation.AccessPull{Hub: fed, Cursors: h.db, Append: h.appendEvents, Local: outboxOf(h.db), Log: h.log}
 	h.broker = &recruit.Broker{Store: h.db, Consent: h.db, Log: h.log,
 		Match: func(ctx context.Context, req bildrum.TrialMatchRequest, regions []string) ([]recruit.RegionMatch, error) {
 			results, err := fed.MatchRecruitment(ctx, req, regions)
@@ -392,6 +392,13 @@ func (h *Hub) SyncConsentNow(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// appendEvents appends a page of carried access events to the log in one
+// round.
+func (h *Hub) appendEvents(ctx context.Context, events []bildrum.AccessEvent) error {
+	_, err := h.tlog.AppendAll(ctx, events)
+	return err
 }
 
 // CarryAccessEvents carries the nodes' (and the hub's own) new access
