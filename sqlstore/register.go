@@ -189,6 +189,10 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 	if err := tx.QueryRowContext(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version); err != nil {
 		return res, fmt.Errorf("put episodes: next version: %w", err)
 	}
+	rebuild, err := d.dropIndexesWhenEmpty(ctx, tx)
+	if err != nil {
+		return res, fmt.Errorf("put episodes: %w", err)
+	}
 	chunk := make([]bildrum.ScreeningEpisode, 0, streamChunk)
 	digests := make([]string, 0, streamChunk)
 	total := 0
@@ -230,6 +234,11 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 	if res.Changed == 0 {
 		// Nothing changed: the version must not move, so roll back.
 		return res, nil
+	}
+	for _, create := range rebuild {
+		if _, err := tx.ExecContext(ctx, create); err != nil {
+			return bildrum.PutResult{}, fmt.Errorf("put episodes: rebuild index: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE register_version SET updated_at = ? WHERE id = 1`), d.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
@@ -333,4 +342,49 @@ func (d *DB) ListEpisodes(ctx context.Context, f bildrum.EpisodeFilter) ([]bildr
 		return nil, 0, fmt.Errorf("list episodes: %w", err)
 	}
 	return out, total, nil
+}
+
+// dropIndexesWhenEmpty speeds up the first load of a register on SQLite:
+// when the episodes table is empty, it drops the table's secondary indexes
+// inside tx and returns the statements that create them again, which the
+// caller runs before committing. Building an index once from all rows
+// (a sort) costs far less than keeping it up to date row by row. Readers
+// keep seeing the indexed, empty table until the commit; a rollback
+// restores the indexes with everything else. It returns nothing to do on
+// PostgreSQL or when the table has rows, where incremental upkeep is the
+// cheaper way.
+func (d *DB) dropIndexesWhenEmpty(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	if d.dialect != sqliteDialect {
+		return nil, nil
+	}
+	var empty bool
+	if err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM episodes)`).Scan(&empty); err != nil {
+		return nil, err
+	}
+	if !empty {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'episodes' AND sql IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	var names, creates []string
+	for rows.Next() {
+		var name, create string
+		if err := rows.Scan(&name, &create); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names, creates = append(names, name), append(creates, create)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if _, err := tx.ExecContext(ctx, `DROP INDEX "`+strings.ReplaceAll(name, `"`, `""`)+`"`); err != nil {
+			return nil, fmt.Errorf("drop index %s: %w", name, err)
+		}
+	}
+	return creates, nil
 }
