@@ -50,9 +50,9 @@ type Definition struct {
 	Numerator   string `json:"numerator"`   // in English, for the API and docs/quality.md
 	Denominator string `json:"denominator"` // ditto
 
-	// count returns the numerator and denominator from a cell; within is
-	// the configured number of days for a timely result.
-	count func(c bildrum.ScreeningCounts, within int) (num, den int64)
+	// num and den are the tallies of the numerator and the denominator
+	// (noTally: a median has no numerator).
+	num, den tally
 }
 
 // The indicator IDs, stable in the API.
@@ -84,87 +84,68 @@ const (
 var definitions = []Definition{
 	{ID: IDParticipation, NameSV: "Deltagande", NameEN: "Participation", Unit: Percent,
 		Numerator: "invitations attended", Denominator: "invitations sent in the period (by invitation date)",
-		count: func(c bildrum.ScreeningCounts, _ int) (int64, int64) { return c.Attended, c.Invited }},
+		num: tAttended, den: tInvited},
 	{ID: IDTechnicalRepeat, NameSV: "Tekniska omtag", NameEN: "Technical repeat", Unit: Percent,
 		Numerator: "examinations with a view retaken", Denominator: "examinations",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.TechnicalRepeats, e.Screened })},
+		num: tRepeats, den: tScreened},
 	{ID: IDRecall, NameSV: "Återkallelse", NameEN: "Recall rate", Unit: Percent,
 		Numerator: "examinations recalled for assessment", Denominator: "examinations",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.Recalled, e.Screened })},
+		num: tRecalled, den: tScreened},
 	{ID: IDRecallInitial, NameSV: "Återkallelse, första screening", NameEN: "Recall rate, initial screens", Unit: Percent,
 		Numerator: "initial screens recalled", Denominator: "initial screens",
-		count: initial(func(e bildrum.ExamCounts) (int64, int64) { return e.Recalled, e.Screened })},
+		num: tRecalledInitial, den: tScreenedInitial},
 	{ID: IDRecallSubsequent, NameSV: "Återkallelse, efterföljande screening", NameEN: "Recall rate, subsequent screens", Unit: Percent,
 		Numerator: "subsequent screens recalled", Denominator: "subsequent screens",
-		count: subsequent(func(e bildrum.ExamCounts) (int64, int64) { return e.Recalled, e.Screened })},
+		num: tRecalledSubsequent, den: tScreenedSubsequent},
 	{ID: IDDetection, NameSV: "Cancerdetektion", NameEN: "Cancer detection rate", Unit: PerMille,
 		Numerator: "screen-detected cancers (invasive and DCIS)", Denominator: "examinations",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.Cancers, e.Screened })},
+		num: tCancers, den: tScreened},
 	{ID: IDDetectionInitial, NameSV: "Cancerdetektion, första screening", NameEN: "Cancer detection rate, initial screens", Unit: PerMille,
 		Numerator: "screen-detected cancers at initial screens", Denominator: "initial screens",
-		count: initial(func(e bildrum.ExamCounts) (int64, int64) { return e.Cancers, e.Screened })},
+		num: tCancersInitial, den: tScreenedInitial},
 	{ID: IDDetectionSubsequent, NameSV: "Cancerdetektion, efterföljande screening", NameEN: "Cancer detection rate, subsequent screens", Unit: PerMille,
 		Numerator: "screen-detected cancers at subsequent screens", Denominator: "subsequent screens",
-		count: subsequent(func(e bildrum.ExamCounts) (int64, int64) { return e.Cancers, e.Screened })},
+		num: tCancersSubsequent, den: tScreenedSubsequent},
 	{ID: IDInterval0to11, NameSV: "Intervallcancer 0–11 månader", NameEN: "Interval cancer rate, 0–11 months", Unit: PerMille,
 		Numerator: "interval cancers diagnosed 0–11 months after a negative screen", Denominator: "negative screens",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.Interval0to11, e.NegativeScreens })},
+		num: tInterval0to11, den: tNegative},
 	{ID: IDInterval12to23, NameSV: "Intervallcancer 12–23 månader", NameEN: "Interval cancer rate, 12–23 months", Unit: PerMille,
 		Numerator: "interval cancers diagnosed 12–23 months after a negative screen", Denominator: "negative screens",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.Interval12to23, e.NegativeScreens })},
+		num: tInterval12to23, den: tNegative},
 	{ID: IDInvasiveShare, NameSV: "Andel invasiva", NameEN: "Proportion invasive", Unit: Percent,
 		Numerator: "screen-detected invasive cancers", Denominator: "screen-detected cancers",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.Invasive, e.Cancers })},
+		num: tInvasive, den: tCancers},
 	{ID: IDDCISShare, NameSV: "Andel DCIS", NameEN: "Proportion DCIS", Unit: Percent,
 		Numerator: "screen-detected ductal carcinoma in situ", Denominator: "screen-detected cancers",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.DCIS, e.Cancers })},
+		num: tDCIS, den: tCancers},
 	{ID: IDNodeNegative, NameSV: "Andel körtelnegativa", NameEN: "Node-negative", Unit: Percent,
 		Numerator: "node-negative screen-detected invasive cancers", Denominator: "screen-detected invasive cancers with known nodal status",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.NodeNegative, e.NodeKnown })},
+		num: tNodeNegative, den: tNodeKnown},
 	{ID: IDInvasiveUpTo10MM, NameSV: "Invasiva ≤ 10 mm", NameEN: "Invasive ≤ 10 mm", Unit: Percent,
 		Numerator: "screen-detected invasive cancers of 10 mm or less", Denominator: "screen-detected invasive cancers of known size",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.InvasiveUpTo10MM, e.SizeKnown })},
+		num: tUpTo10, den: tSizeKnown},
 	{ID: IDInvasiveUnder15MM, NameSV: "Invasiva < 15 mm", NameEN: "Invasive < 15 mm", Unit: Percent,
 		Numerator: "screen-detected invasive cancers smaller than 15 mm", Denominator: "screen-detected invasive cancers of known size",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.InvasiveUnder15MM, e.SizeKnown })},
+		num: tUnder15, den: tSizeKnown},
 	{ID: IDBenignMalignantOpen, NameSV: "Benigna:maligna öppna biopsier", NameEN: "Benign to malignant open biopsy ratio", Unit: Ratio,
 		Numerator: "open surgical biopsies with a benign outcome", Denominator: "open surgical biopsies of screen-detected cancers",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.OpenBiopsyBenign, e.OpenBiopsyCancer })},
+		num: tOpenBenign, den: tOpenCancer},
 	{ID: IDBenignMalignantBiopsy, NameSV: "Benigna:maligna biopsier (nål eller öppen)", NameEN: "Benign to malignant biopsy ratio (needle or open)", Unit: Ratio,
 		Numerator: "recalls biopsied (needle or open) with a benign outcome", Denominator: "recalls biopsied (needle or open) with a screen-detected cancer",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.BiopsyBenign, e.BiopsyCancer })},
+		num: tBiopsyBenign, den: tBiopsyCancer},
 	{ID: IDPreoperativeDiagnosis, NameSV: "Preoperativ diagnos", NameEN: "Pre-operative diagnosis", Unit: Percent,
 		Numerator: "screen-detected cancers diagnosed by needle biopsy before surgery", Denominator: "screen-detected cancers",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.PreopDiagnosed, e.Cancers })},
+		num: tPreop, den: tCancers},
 	{ID: IDPPVRecall, NameSV: "Positivt prediktivt värde av återkallelse", NameEN: "Positive predictive value of recall", Unit: Percent,
 		Numerator: "screen-detected cancers", Denominator: "examinations recalled",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return e.Cancers, e.Recalled })},
+		num: tCancers, den: tRecalled},
 	{ID: IDResultWithinDays, NameSV: "Besked inom målet", NameEN: "Result within the target time", Unit: Percent,
 		Numerator:   "examinations with the result sent within the configured number of days (targets.json result_within_days)",
 		Denominator: "examinations with a result date",
-		count: func(c bildrum.ScreeningCounts, within int) (int64, int64) {
-			e := c.Exams()
-			var n int64
-			for d := 0; d <= within && d < len(e.ResultDays); d++ {
-				n += e.ResultDays[d]
-			}
-			return n, e.ResultKnown
-		}},
+		num:         tResultWithin, den: tResultKnown},
 	{ID: IDResultMedianDays, NameSV: "Dagar till besked, median", NameEN: "Days from screen to result, median", Unit: Days,
 		Numerator: "none: the rate is the median number of calendar days", Denominator: "examinations with a result date",
-		count: exams(func(e bildrum.ExamCounts) (int64, int64) { return 0, e.ResultKnown })},
-}
-
-func exams(f func(bildrum.ExamCounts) (int64, int64)) func(bildrum.ScreeningCounts, int) (int64, int64) {
-	return func(c bildrum.ScreeningCounts, _ int) (int64, int64) { return f(c.Exams()) }
-}
-
-func initial(f func(bildrum.ExamCounts) (int64, int64)) func(bildrum.ScreeningCounts, int) (int64, int64) {
-	return func(c bildrum.ScreeningCounts, _ int) (int64, int64) { return f(c.Initial) }
-}
-
-func subsequent(f func(bildrum.ExamCounts) (int64, int64)) func(bildrum.ScreeningCounts, int) (int64, int64) {
-	return func(c bildrum.ScreeningCounts, _ int) (int64, int64) { return f(c.Subsequent) }
+		num: noTally, den: tResultKnown},
 }
 
 // Definitions returns the indicators, in report order.
@@ -212,18 +193,21 @@ type Value struct {
 // Compute returns every indicator of one cell, in Definitions order, with
 // its status against targets (nil: no targets). Rates and intervals are
 // rounded to four decimals, and the status is of the rounded rate. Nothing
-// is suppressed: apply the small-cell rule with Suppress, or use Reports,
+// is suppressed: apply the small-cell rule with Suppress, or use Lattice,
 // before releasing values.
 func Compute(c bildrum.ScreeningCounts, targets *Targets) []Value {
 	within := DefaultResultWithinDays
 	if targets != nil {
 		within = targets.ResultWithinDays
 	}
+	t := tallies(c, within)
 	out := make([]Value, 0, len(definitions))
 	for _, d := range definitions {
-		num, den := d.count(c, within)
+		var num int64
+		den := t[d.den]
 		v := Value{ID: d.ID, Unit: d.Unit, Denominator: ptr(den)}
-		if d.Unit != Days {
+		if d.num != noTally {
+			num = t[d.num]
 			v.Numerator = ptr(num)
 		}
 		switch d.Unit {
@@ -273,47 +257,6 @@ type Report struct {
 	AgeBand     string  `json:"age_band"` // "40-49" … "70-74", "other", or "all"
 	Threshold   int     `json:"small_cell_threshold"`
 	Indicators  []Value `json:"indicators"`
-}
-
-// Reports turns a region's cells (as a bildrum.CountStore returns them)
-// into one report per period and age band, plus one per period for all
-// ages, with every value evaluated against targets and suppressed below
-// threshold: each value on its own (Value.Suppress), and then whatever the
-// released values of the period would give away by subtraction (an age
-// band from "all" and the other bands; initial from all and subsequent
-// screens; the DCIS share from the invasive share). Reports are ordered by
-// period, then by band, "all" last.
-// A threshold below MinThreshold is an EINVALID error.
-func Reports(region string, version int64, cells []bildrum.ScreeningCounts, targets *Targets, threshold int) ([]Report, error) {
-	if err := CheckThreshold(threshold); err != nil {
-		return nil, err
-	}
-	var periods []string
-	byPeriod := make(map[string][]bildrum.ScreeningCounts)
-	for _, c := range cells {
-		if _, seen := byPeriod[c.Period]; !seen {
-			periods = append(periods, c.Period)
-		}
-		byPeriod[c.Period] = append(byPeriod[c.Period], c)
-	}
-	slices.Sort(periods)
-	bands := append(bildrum.AgeBands(), bildrum.AgeBandAll)
-	var out []Report
-	for _, p := range periods {
-		cs := byPeriod[p]
-		cs = append(cs, Sum(cs, p, bildrum.AgeBandAll))
-		slices.SortStableFunc(cs, func(a, b bildrum.ScreeningCounts) int {
-			return slices.Index(bands, a.AgeBand) - slices.Index(bands, b.AgeBand)
-		})
-		first := len(out)
-		for _, c := range cs {
-			r := Report{Region: region, DataVersion: version, Period: p, AgeBand: c.AgeBand, Threshold: threshold}
-			r.Indicators = Compute(c, targets)
-			out = append(out, r)
-		}
-		protect(out[first:], threshold)
-	}
-	return out, nil
 }
 
 // Sum adds cells up into one labelled period and band: all ages of a

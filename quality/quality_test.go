@@ -277,6 +277,8 @@ func TestSuppress(t *testing.T) {
 	cell := bildrum.ScreeningCounts{Invited: 120, Attended: 9, Subsequent: bildrum.ExamCounts{Screened: 9, Recalled: 0, ResultKnown: 9}}
 	cell.Subsequent.ResultDays[7] = 9
 	big := bildrum.ScreeningCounts{Invited: 120, Attended: 100}
+	nodes := bildrum.ScreeningCounts{Subsequent: bildrum.ExamCounts{NodeKnown: 100, NodeNegative: 95, OpenBiopsyBenign: 95, OpenBiopsyCancer: 100}}
+	everyone := bildrum.ScreeningCounts{Invited: 120, Attended: 120}
 	tests := []struct {
 		name      string
 		cell      bildrum.ScreeningCounts
@@ -292,6 +294,10 @@ func TestSuppress(t *testing.T) {
 		{"median, few results", cell, quality.IDResultMedianDays, 10, true},
 		{"median, enough results", cell, quality.IDResultMedianDays, 5, false},
 		{"no denominator", big, quality.IDRecallInitial, 10, true},
+		{"complement below: 5 node-positive", nodes, quality.IDNodeNegative, 10, true},
+		{"complement at the threshold", nodes, quality.IDNodeNegative, 5, false},
+		{"complement 0: everyone attended", everyone, quality.IDParticipation, 10, true},
+		{"a ratio has no complement", nodes, quality.IDBenignMalignantOpen, 10, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +394,15 @@ func TestReportsProtectBySubtraction(t *testing.T) {
 }
 
 // TestReportJSON holds the API's JSON shape in a golden file: one region,
-// one period, one band and all ages.
+// one period, one band and all ages. The counts sit near the threshold, so
+// the file shows suppression too (all ages are the same numbers as the
+// band, and hide the same): 3 cancers at initial screens, and the
+// subsequent ones with them (all less initial); 4 and 9 interval cancers;
+// 9 DCIS of 55 cancers (both shares); 32 node-negative of 41 (9
+// node-positive); ≤ 10 mm 15 and < 15 mm 24 (9 between: the smaller
+// goes); 2 benign open biopsies; 52 biopsied of 55 cancers (3 without a
+// biopsy: the biopsy ratio goes); 47 of 55 diagnosed before surgery (8
+// not).
 func TestReportJSON(t *testing.T) {
 	cell := bildrum.ScreeningCounts{Period: "2021", AgeBand: "50-59", Invited: 12000, Attended: 9300,
 		Initial: bildrum.ExamCounts{Screened: 400, Recalled: 22, Cancers: 3, Invasive: 3, ResultKnown: 400},

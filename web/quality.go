@@ -18,7 +18,7 @@ import (
 )
 
 // PeriodAll asks a node for its indicators over the whole register at once.
-const PeriodAll = "all"
+const PeriodAll = quality.PeriodAll
 
 // RegionIndicators is one region's answer to the hub's request for
 // indicators: how it answered and, when it did, its released reports.
@@ -200,7 +200,7 @@ func (q *Quality) comparePage(w http.ResponseWriter, r *http.Request) {
 			case !ok:
 				c.Missing, c.Text = true, "–"
 			case v.Suppressed:
-				c.Suppressed, c.Text, c.Title = true, "fewer than 10", "a count below the small-cell threshold is never released"
+				c.Suppressed, c.Text, c.Title = true, "fewer than 10", "suppressed: a count below the small-cell threshold, or a figure from which one could be worked out, is never released"
 			case v.Rate == nil:
 				c.Text = "–"
 			default:

@@ -231,7 +231,9 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 		threshold = 10
 	}
 	federation.IndicatorRoutes(fedMux, func(ctx context.Context, period string) (any, error) {
-		return nodeIndicators(ctx, n.db, cfg.Region, period, targets, threshold)
+		// Suppression is decided over every period kind at once, so that
+		// no answer adds up with another to a hidden cell.
+		return quality.Indicators(ctx, n.db, cfg.Region, period, targets, threshold)
 	}, n.log)
 	n.servers = []server{
 		newHTTPServer(webMux, webL, nil, n.log),
@@ -359,40 +361,6 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer n.Close()
 	fmt.Fprintf(stdout, "bildrum node %s: web %s, federation %s\n", cfg.Region, n.WebURL(), n.FederationURL())
 	return n.Serve(ctx)
-}
-
-// nodeIndicators computes a node's released indicator reports for a period
-// kind, or with period "all" for the whole register at once (summed here,
-// before the small-cell rule, since suppressed cells cannot be summed later).
-func nodeIndicators(ctx context.Context, db *sqlstore.DB, region, period string, targets *quality.Targets, threshold int) ([]quality.Report, error) {
-	whole := period == web.PeriodAll
-	if whole {
-		period = string(bildrum.PeriodYear)
-	}
-	kind, err := bildrum.ParsePeriodKind(period)
-	if err != nil {
-		return nil, bildrum.Errorf(bildrum.EINVALID, "period %q: use year, quarter or all", period)
-	}
-	cells, version, err := db.ScreeningCounts(ctx, kind)
-	if err != nil {
-		return nil, err
-	}
-	if whole {
-		var summed []bildrum.ScreeningCounts
-		for _, band := range bildrum.AgeBands() {
-			var of []bildrum.ScreeningCounts
-			for _, c := range cells {
-				if c.AgeBand == band {
-					of = append(of, c)
-				}
-			}
-			if len(of) > 0 {
-				summed = append(summed, quality.Sum(of, web.PeriodAll, band))
-			}
-		}
-		cells = summed
-	}
-	return quality.Reports(region, version, cells, targets, threshold)
 }
 
 // buildSyntheticImages fills an empty archive with synthetic mammograms of
