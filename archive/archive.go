@@ -9,19 +9,26 @@
 // # Durability
 //
 // An instance is acknowledged only when both its bytes and its index entry
-// are durable: the bytes are written to a spool file, fsync'd and renamed to
-// their final, content-addressed key (sha256/xx/<hex>) first; then the index
-// entry is committed. A crash between the two leaves an object no index
-// entry refers to, which is harmless and which Sweep removes; it never
-// leaves an index entry without its bytes.
+// are durable: the bytes are written to a spool file and made durable under
+// their final, content-addressed key (sha256/xx/<hex>) first (see
+// FileBlobs.Ingest); then the index entry is committed. A crash between the
+// two leaves an object no index entry refers to, which is harmless and
+// which Sweep removes; it never leaves an index entry without its bytes.
+//
+// The index entries of concurrent store requests are committed together,
+// in one transaction and so one sync (group commit, see Batch.Commit):
+// store throughput with many clients is then bound by the disk's bandwidth
+// and the CPU rather than by the number of syncs a second.
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -42,11 +49,19 @@ type Archive struct {
 	// indexed, which Sweep must not remove.
 	mu   sync.Mutex
 	pins map[string]int
+
+	bufs chan []byte // receive buffers kept for reuse
+
+	// commitMu guards queue, the batches waiting for the committer (see
+	// commit.go), and committing, whether a committer runs.
+	commitMu   sync.Mutex
+	queue      []*commit
+	committing bool
 }
 
 // New returns an archive on an index and a blob store.
 func New(index bildrum.ImageIndex, blobs BlobStore) *Archive {
-	return &Archive{index: index, blobs: blobs, now: time.Now, pins: map[string]int{}}
+	return &Archive{index: index, blobs: blobs, now: time.Now, pins: map[string]int{}, bufs: make(chan []byte, copyBuffers)}
 }
 
 // SetClock replaces the clock that stamps received instances; for tests.
@@ -75,7 +90,7 @@ func (a *Archive) unpin(key string) {
 // Batch receives the instances of one store request: Add makes each
 // instance's bytes durable, Commit indexes them together, which is when
 // they are stored. Close releases what was not committed. A Batch is used by
-// one goroutine.
+// one goroutine; many batches may be used at once.
 type Batch struct {
 	// Study, when set, is the only study the batch accepts: Add refuses
 	// instances of others with ErrStudyMismatch (PS3.18 §10.5.1).
@@ -94,27 +109,68 @@ var (
 	ErrStudyMismatch = errors.New("study mismatch")
 )
 
-// errReader remembers the error of its reader.
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
-}
-
 // NewBatch starts receiving instances.
 func (a *Archive) NewBatch() *Batch { return &Batch{a: a} }
 
-// copyBuffer is the size of the buffer objects are received through.
-const copyBuffer = 1 << 20
+// Receive buffers. Readers such as a multipart part return a few KB a
+// read; gathering them into large buffers before hashing and writing
+// keeps the writes to the spool file few (one per copyBuffer bytes).
+const (
+	copyBuffer  = 256 << 10 // bytes per buffer
+	copyBuffers = 16        // buffers kept for reuse
+)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuffer); return &b }}
+// buffer returns a receive buffer, a kept one where there is one: unlike a
+// sync.Pool's, kept buffers survive garbage collections, so that small
+// objects received at a high rate allocate (and clear) none.
+func (a *Archive) buffer() []byte {
+	select {
+	case b := <-a.bufs:
+		return b
+	default:
+		return make([]byte, copyBuffer)
+	}
+}
+
+// release keeps b for reuse, unless enough are kept.
+func (a *Archive) release(b []byte) {
+	select {
+	case a.bufs <- b:
+	default:
+	}
+}
+
+// receive copies r to its end into w and h through buf, each write as
+// large as buf. It returns the bytes copied and an error of r wrapped in
+// ErrReceive, or an error of w.
+func receive(w io.Writer, h hash.Hash, r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		// Fill buf; not io.ReadFull, which would hide an
+		// io.ErrUnexpectedEOF of r (a truncated body) as a short read.
+		m := 0
+		var err error
+		for m < len(buf) && err == nil {
+			var k int
+			k, err = r.Read(buf[m:])
+			m += k
+		}
+		if m > 0 {
+			h.Write(buf[:m])
+			if _, err := w.Write(buf[:m]); err != nil {
+				return n, fmt.Errorf("receive: %w", err)
+			}
+			n += int64(m)
+		}
+		switch err {
+		case nil:
+		case io.EOF:
+			return n, nil
+		default:
+			return n, fmt.Errorf("%w: %w", ErrReceive, err)
+		}
+	}
+}
 
 // Add reads one DICOM PS3.10 file from r to its end, checks it, and makes
 // its bytes durable. It returns the instance as it will be indexed. Errors
@@ -137,16 +193,19 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 		}
 	}()
 	h := sha256.New()
-	buf := bufPool.Get().(*[]byte)
-	er := &errReader{r: r}
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), er, *buf)
-	bufPool.Put(buf)
-	if er.err != nil {
-		return bildrum.Instance{}, fmt.Errorf("%w: %w", ErrReceive, er.err)
-	} else if err != nil {
-		return bildrum.Instance{}, fmt.Errorf("receive: %w", err)
+	buf := a.buffer()
+	n, err := receive(f, h, r, buf)
+	if err != nil {
+		a.release(buf)
+		return bildrum.Instance{}, err
 	}
-	hdr, err := ReadHeader(f, n)
+	// An object that fit in the buffer is read back from it, not the file.
+	var file io.ReaderAt = f
+	if n <= int64(len(buf)) {
+		file = bytes.NewReader(buf[:n])
+	}
+	hdr, err := ReadHeader(file, n)
+	a.release(buf)
 	if err != nil {
 		return bildrum.Instance{}, bildrum.Errorf(bildrum.EINVALID, "%v", err)
 	}
@@ -166,6 +225,7 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 	switch {
 	case err == nil && prev.Object.SHA256 == sum:
 		inst.Object = prev.Object
+		a.pin(inst.Object.Key) // as every instance of the batch, for Close and the committer to unpin
 		b.instances = append(b.instances, inst)
 		return inst, nil
 	case err == nil:
@@ -184,16 +244,22 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 	return inst, nil
 }
 
-// Commit indexes the instances added, in one transaction, and returns one
-// error per instance in the order added: nil for an instance now stored.
-// See bildrum.ImageIndex for the errors. When Commit returns an error, no
-// instance was stored.
+// Commit indexes the instances added and returns one error per instance in
+// the order added: nil for an instance now stored, durably. See
+// bildrum.ImageIndex for the errors. The instances are indexed in one
+// transaction together with those of other batches committing at the same
+// time (group commit); a failure of another batch fails none of these.
+// When Commit returns an error, no instance was stored, except when ctx
+// ended first: then Commit returns ctx's error and the instances may yet be
+// stored, which a repeated store finds idempotent.
 func (b *Batch) Commit(ctx context.Context) ([]error, error) {
 	defer b.Close()
 	if len(b.instances) == 0 {
 		return nil, nil
 	}
-	errs, err := b.a.index.PutInstances(ctx, b.instances)
+	instances := b.instances
+	b.instances = nil // the committer unpins them
+	errs, err := b.a.groupCommit(ctx, instances)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

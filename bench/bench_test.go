@@ -8,7 +8,11 @@
 //
 //	go test ./bench/ -run '^$' -bench Compare -benchtime 1x -timeout 60m
 //
-// (Orthanc and its DICOMweb plugin installed, as `make test` does).
+// (Orthanc and its DICOMweb plugin installed, as `make test` does). The
+// flags -objects, -clients, -rounds and -qido-only narrow or repeat a run,
+// e.g. for the small objects' STOW alone:
+//
+//	go test ./bench/ -run '^$' -bench Compare -benchtime 1x -args -objects 8KB -rounds 3
 package bench
 
 import (
@@ -30,7 +34,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +52,10 @@ import (
 )
 
 var (
-	onlyQIDO = flag.Bool("qido-only", false, "measure QIDO-RS only")
+	onlyQIDO    = flag.Bool("qido-only", false, "measure QIDO-RS only")
+	objectsFlag = flag.String("objects", "", "comma-separated object sizes to measure, of 8KB, 8.8MB, 27MB (default all); when set, QIDO-RS is not measured")
+	clientsFlag = flag.String("clients", "1,4", "comma-separated numbers of concurrent clients")
+	rounds      = flag.Int("rounds", 1, "measurements of each server per object size and client count, alternating the servers")
 )
 
 // server is a DICOMweb origin server under test.
@@ -246,48 +255,53 @@ func compare(t testing.TB) {
 	fmt.Fprintf(report, "\n%s\n", limits(t))
 	fmt.Fprintf(report, "%-22s %-8s %7s %12s %12s\n", "server", "object", "clients", "STOW MB/s", "WADO MB/s")
 	for _, d := range datasets {
-		if *onlyQIDO {
-			break
+		if *onlyQIDO || !selected(*objectsFlag, strings.ReplaceAll(d.name, " ", "")) {
+			continue
 		}
 		files := makeFiles(d)
 		var size int64
 		for _, f := range files {
 			size += int64(len(f))
 		}
-		for _, clients := range []int{1, 4} {
-			for _, start := range []func(testing.TB) *server{startBildrum, startOrthanc} {
-				s := start(t)
-				paths := make([]string, len(files))
-				stow, err := run(clients, len(files), func(i int) error {
-					res, err := s.client.Store(ctx, "", files[i])
-					if err != nil || res.Status != 200 {
-						return fmt.Errorf("%s STOW: %v %v", s.name, res, err)
+		for _, clients := range clientCounts(t) {
+			for range *rounds {
+				for _, start := range []func(testing.TB) *server{startBildrum, startOrthanc} {
+					s := start(t)
+					paths := make([]string, len(files))
+					stow, err := run(clients, len(files), func(i int) error {
+						res, err := s.client.Store(ctx, "", files[i])
+						if err != nil || res.Status != 200 {
+							return fmt.Errorf("%s STOW: %v %v", s.name, res, err)
+						}
+						paths[i] = strings.TrimPrefix(res.Response.Items("00081199")[0].String("00081190"), s.client.BaseURL+"/")
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
 					}
-					paths[i] = strings.TrimPrefix(res.Response.Items("00081199")[0].String("00081190"), s.client.BaseURL+"/")
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
+					var got int64
+					var gmu sync.Mutex
+					wado, err := run(clients, len(files), func(i int) error {
+						n, err := retrieve(s.client, paths[i])
+						gmu.Lock()
+						got += n
+						gmu.Unlock()
+						return err
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got != size {
+						t.Errorf("%s retrieved %d bytes of %d", s.name, got, size)
+					}
+					fmt.Fprintf(report, "%-22s %-8s %7d %12.1f %12.1f\n", s.name, d.name, clients, mbps(size, stow), mbps(size, wado))
+					s.stop()
 				}
-				var got int64
-				var gmu sync.Mutex
-				wado, err := run(clients, len(files), func(i int) error {
-					n, err := retrieve(s.client, paths[i])
-					gmu.Lock()
-					got += n
-					gmu.Unlock()
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got != size {
-					t.Errorf("%s retrieved %d bytes of %d", s.name, got, size)
-				}
-				fmt.Fprintf(report, "%-22s %-8s %7d %12.1f %12.1f\n", s.name, d.name, clients, mbps(size, stow), mbps(size, wado))
-				s.stop()
 			}
 		}
+	}
+	if *objectsFlag != "" && !*onlyQIDO {
+		return
 	}
 
 	fmt.Fprintf(report, "\n%-22s %8s %10s %10s %10s\n", "server", "studies", "p50 ms", "p95 ms", "max ms")
@@ -302,6 +316,24 @@ func compare(t testing.TB) {
 		}
 		s.stop()
 	}
+}
+
+// selected reports whether name is in the comma-separated list, or the list is empty.
+func selected(list, name string) bool {
+	return list == "" || slices.Contains(strings.Split(list, ","), name)
+}
+
+// clientCounts parses -clients.
+func clientCounts(t testing.TB) []int {
+	var out []int
+	for _, f := range strings.Split(*clientsFlag, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			t.Fatalf("-clients %q: write numbers of clients such as 1,4", *clientsFlag)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // lineWriter prints the table as it is measured, so a long run shows its

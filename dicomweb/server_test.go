@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bildrum/bildrum"
@@ -165,6 +166,45 @@ func TestStowIdempotentAndConflicting(t *testing.T) {
 	}
 	if n.countInstances() != 5 {
 		t.Errorf("index holds %d instances, want 5", n.countInstances())
+	}
+}
+
+// TestStowConcurrent stores from several clients at once, so that the
+// requests' commits share transactions, each request with a part that is
+// not DICOM: every request must acknowledge its good instances, report the
+// bad one, and every instance acknowledged must be retrievable byte for
+// byte.
+func TestStowConcurrent(t *testing.T) {
+	n := newNode(t, "")
+	ctx := context.Background()
+	const clients = 6
+	results := make([]*dicomweb.StoreResult, clients)
+	sent := make([][][]byte, clients)
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		sent[c] = study(anna, 32, 24)[:2]
+		wg.Go(func() {
+			parts := append(sent[c], []byte("not a DICOM file"))
+			results[c], errs[c] = n.client.Store(ctx, "", parts...)
+		})
+	}
+	wg.Wait()
+	for c, res := range results {
+		if errs[c] != nil || res.Status != http.StatusAccepted || len(res.Referenced) != 2 || len(res.Failed) != 1 {
+			t.Errorf("client %d: %+v, %v; want 202 with 2 instances stored and 1 failed", c, res, errs[c])
+			continue
+		}
+		for _, f := range sent[c] {
+			studyUID, seriesUID, sop := uidOf(t, f)
+			got, err := n.client.Retrieve(ctx, "studies/"+studyUID+"/series/"+seriesUID+"/instances/"+sop)
+			if err != nil || len(got) != 1 || !bytes.Equal(got[0], f) {
+				t.Errorf("client %d: acknowledged instance %s: %d parts, %v; want its bytes", c, sop, len(got), err)
+			}
+		}
+	}
+	if got := n.countInstances(); got != 2*clients {
+		t.Errorf("the index holds %d instances, want %d", got, 2*clients)
 	}
 }
 

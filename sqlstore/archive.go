@@ -29,8 +29,10 @@ func (d *DB) PutInstances(ctx context.Context, instances []bildrum.Instance) ([]
 			return nil, fmt.Errorf("put instances: lock: %w", err)
 		}
 	}
+	txs := &txStmts{d: d, tx: tx}
+	defer txs.close()
 	for i := range instances {
-		if err := d.putInstance(ctx, tx, &instances[i]); err != nil {
+		if err := d.putInstance(ctx, txs, &instances[i]); err != nil {
 			if code := bildrum.ErrorCode(err); code == bildrum.ECONFLICT || code == bildrum.EINVALID {
 				results[i] = err
 				continue
@@ -46,13 +48,13 @@ func (d *DB) PutInstances(ctx context.Context, instances []bildrum.Instance) ([]
 
 // putInstance checks and inserts one instance inside tx. Domain errors
 // (ECONFLICT, EINVALID) are returned before anything is written.
-func (d *DB) putInstance(ctx context.Context, tx *sql.Tx, in *bildrum.Instance) error {
+func (d *DB) putInstance(ctx context.Context, tx *txStmts, in *bildrum.Instance) error {
 	st, se := &in.Study, &in.Series
 	if in.SOPInstanceUID == "" || st.StudyInstanceUID == "" || se.SeriesInstanceUID == "" {
 		return bildrum.Errorf(bildrum.EINVALID, "instance %q has no SOP Instance, Study Instance or Series Instance UID", in.SOPInstanceUID)
 	}
 	var sum string
-	err := tx.QueryRowContext(ctx, d.rebind(`SELECT sha256 FROM archive_instances WHERE sop_uid = ?`), in.SOPInstanceUID).Scan(&sum)
+	err := tx.queryRow(ctx, `SELECT sha256 FROM archive_instances WHERE sop_uid = ?`, in.SOPInstanceUID).Scan(&sum)
 	switch {
 	case err == nil && sum == in.Object.SHA256:
 		return nil // stored before, byte for byte: idempotent
@@ -63,8 +65,8 @@ func (d *DB) putInstance(ctx context.Context, tx *sql.Tx, in *bildrum.Instance) 
 	}
 
 	var studyID int64
-	var patientID string
-	err = tx.QueryRowContext(ctx, d.rebind(`SELECT id, patient_id FROM archive_studies WHERE study_uid = ?`), st.StudyInstanceUID).Scan(&studyID, &patientID)
+	var patientID, mods string
+	err = tx.queryRow(ctx, `SELECT id, patient_id, modalities FROM archive_studies WHERE study_uid = ?`, st.StudyInstanceUID).Scan(&studyID, &patientID, &mods)
 	newStudy := errors.Is(err, sql.ErrNoRows)
 	switch {
 	case err == nil && patientID != st.Patient.ID:
@@ -73,7 +75,7 @@ func (d *DB) putInstance(ctx context.Context, tx *sql.Tx, in *bildrum.Instance) 
 		return err
 	}
 	var seriesID, seriesStudy int64
-	err = tx.QueryRowContext(ctx, d.rebind(`SELECT id, study FROM archive_series WHERE series_uid = ?`), se.SeriesInstanceUID).Scan(&seriesID, &seriesStudy)
+	err = tx.queryRow(ctx, `SELECT id, study FROM archive_series WHERE series_uid = ?`, se.SeriesInstanceUID).Scan(&seriesID, &seriesStudy)
 	newSeries := errors.Is(err, sql.ErrNoRows)
 	switch {
 	case err == nil && (newStudy || seriesStudy != studyID):
@@ -82,58 +84,116 @@ func (d *DB) putInstance(ctx context.Context, tx *sql.Tx, in *bildrum.Instance) 
 		return err
 	}
 
-	if newStudy {
-		err = tx.QueryRowContext(ctx, d.rebind(`
+	// The study's and series' rows are inserted with their counts
+	// including this instance, or their counts updated: the fewest
+	// statements, as each costs more than the row it writes. A new study
+	// always has a new series (an existing series belongs to another
+	// study, refused above).
+	switch {
+	case newStudy:
+		err = tx.queryRow(ctx, `
 			INSERT INTO archive_studies (study_uid, patient_id, patient_name, patient_name_key, patient_birth_date, patient_sex,
 				study_date, study_time, accession_number, study_id, study_description, referring_physician, referring_key,
 				modalities, num_series, num_instances)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, 0) RETURNING id`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1) RETURNING id`,
 			st.StudyInstanceUID, st.Patient.ID, st.Patient.Name, nameKey(st.Patient.Name), st.Patient.BirthDate, st.Patient.Sex,
 			st.StudyDate, st.StudyTime, st.AccessionNumber, st.StudyID, st.StudyDescription, st.ReferringPhysicianName, nameKey(st.ReferringPhysicianName),
+			addModality("", se.Modality),
 		).Scan(&studyID)
 		if err != nil {
 			return fmt.Errorf("insert study: %w", err)
 		}
+	case newSeries:
+		if _, err := tx.exec(ctx, `UPDATE archive_studies SET num_series = num_series + 1, num_instances = num_instances + 1, modalities = ? WHERE id = ?`,
+			addModality(mods, se.Modality), studyID); err != nil {
+			return fmt.Errorf("update study: %w", err)
+		}
+	default:
+		if _, err := tx.exec(ctx, `UPDATE archive_series SET num_instances = num_instances + 1 WHERE id = ?`, seriesID); err != nil {
+			return fmt.Errorf("update series: %w", err)
+		}
+		if _, err := tx.exec(ctx, `UPDATE archive_studies SET num_instances = num_instances + 1 WHERE id = ?`, studyID); err != nil {
+			return fmt.Errorf("update study: %w", err)
+		}
 	}
 	if newSeries {
-		err = tx.QueryRowContext(ctx, d.rebind(`
+		err = tx.queryRow(ctx, `
 			INSERT INTO archive_series (study, series_uid, modality, series_number, series_description, body_part, num_instances)
-			VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id`),
+			VALUES (?, ?, ?, ?, ?, ?, 1) RETURNING id`,
 			studyID, se.SeriesInstanceUID, se.Modality, se.SeriesNumber, se.SeriesDescription, se.BodyPartExamined,
 		).Scan(&seriesID)
 		if err != nil {
 			return fmt.Errorf("insert series: %w", err)
-		}
-		var mods string
-		if err := tx.QueryRowContext(ctx, d.rebind(`SELECT modalities FROM archive_studies WHERE id = ?`), studyID).Scan(&mods); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE archive_studies SET num_series = num_series + 1, modalities = ? WHERE id = ?`),
-			addModality(mods, se.Modality), studyID); err != nil {
-			return fmt.Errorf("update study: %w", err)
 		}
 	}
 	received := in.Object.Received
 	if received.IsZero() {
 		received = d.Now()
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`
+	if _, err := tx.exec(ctx, `
 		INSERT INTO archive_instances (series, study, sop_uid, sop_class_uid, instance_number, n_rows, n_columns, bits_allocated,
 			number_of_frames, image_laterality, view_position, transfer_syntax, blob_key, size, sha256, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		seriesID, studyID, in.SOPInstanceUID, in.SOPClassUID, in.InstanceNumber, in.Rows, in.Columns, in.BitsAllocated,
 		in.NumberOfFrames, in.ImageLaterality, in.ViewPosition, in.TransferSyntaxUID, in.Object.Key, in.Object.Size, in.Object.SHA256,
 		received.UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("insert instance: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE archive_series SET num_instances = num_instances + 1 WHERE id = ?`), seriesID); err != nil {
-		return fmt.Errorf("update series: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE archive_studies SET num_instances = num_instances + 1 WHERE id = ?`), studyID); err != nil {
-		return fmt.Errorf("update study: %w", err)
-	}
 	return nil
 }
+
+// txStmts prepares each statement of a transaction once, on first use, and
+// reuses it: a group commit indexes many instances with the same few
+// statements, and preparing costs SQLite more than executing.
+type txStmts struct {
+	d     *DB
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *txStmts) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, t.d.rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+// queryRow runs a query of one row; its error comes with Scan.
+func (t *txStmts) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (t *txStmts) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (t *txStmts) close() {
+	for _, st := range t.stmts {
+		st.Close()
+	}
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // nameKey is the form of a person name that PN matching compares:
 // upper case, so that matching ignores case (PS3.4 C.2.2.2.1).

@@ -84,3 +84,28 @@ func queryName(q bildrum.ImageQuery) string {
 		return "StudyDateRange"
 	}
 }
+
+// BenchmarkPutInstances measures indexing new instances, one study each,
+// in transactions of one (a store request of one instance) and of 16 (a
+// group commit of concurrent requests): ns/op is per instance.
+func BenchmarkPutInstances(b *testing.B) {
+	ctx := context.Background()
+	for _, e := range engines {
+		for _, per := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/%d", e.name, per), func(b *testing.B) {
+				db, err := sqlstore.Open(ctx, e.dsn(b), sqlstore.PartNode)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				all := benchInstances(b.N + per)
+				b.ResetTimer()
+				for start := 0; start < b.N; start += per {
+					if _, err := db.PutInstances(ctx, all[start:start+per]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
