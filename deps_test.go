@@ -30,8 +30,8 @@ var allowedSiblings = map[string][]string{
 	"problem":    {},
 	"quality":    {},
 	"recruit":    {},
-	"query":      {},
-	"tlog":       {"problem"},
+	"query":      {"internal/keyfile"},
+	"tlog":       {"problem", "internal/keyfile"},
 	"docs":       {},
 }
 

@@ -2,20 +2,15 @@ package query
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/internal/keyfile"
 )
 
 // Answers are signed as C2SP signed notes (https://c2sp.org/signed-note)
@@ -53,28 +48,22 @@ func NewSigner(skey string) (*Signer, error) {
 	if err != nil {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "feasibility key: not a signed-note signer key (%v): generate one with query.GenerateKey", err)
 	}
-	vkey, err := verifierKeyOf(strings.TrimSpace(skey))
+	vkey, err := keyfile.VerifierKeyOf(skey)
 	if err != nil {
-		return nil, err
+		return nil, bildrum.Errorf(bildrum.EINVALID, "feasibility key: %s", bildrum.ErrorMessage(err))
 	}
 	return &Signer{signer: s, vkey: vkey}, nil
 }
 
 // LoadSigner reads the signer key of region's feasibility answers from
 // path, creating it (mode 0600) when the file does not exist. A key of
-// another region is an EINVALID error.
+// another region, or a key file readable by others, is an EINVALID error.
 func LoadSigner(path, region string) (*Signer, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		skey, _, gerr := GenerateKey(region)
-		if gerr != nil {
-			return nil, gerr
-		}
-		if err := writeNew(path, []byte(skey+"\n")); err != nil {
-			return nil, fmt.Errorf("feasibility key %s: %w", path, err)
-		}
-		b = []byte(skey)
-	} else if err != nil {
+	b, err := keyfile.LoadOrCreate(path, func() ([]byte, error) {
+		skey, _, err := GenerateKey(region)
+		return []byte(skey + "\n"), err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("feasibility key %s: %w", path, err)
 	}
 	s, err := NewSigner(string(b))
@@ -85,48 +74,6 @@ func LoadSigner(path, region string) (*Signer, error) {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "feasibility key %s signs for %q, not region %s (%s): give each node its own key", path, s.Name(), region, KeyName(region))
 	}
 	return s, nil
-}
-
-// writeNew writes a file that must not exist yet, readable by its owner only.
-func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	// The directory entry too, so that the key survives a crash.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-// verifierKeyOf returns the verifier key of an Ed25519 signer key:
-// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>, per x/mod/sumdb/note.
-func verifierKeyOf(skey string) (string, error) {
-	rest, ok := strings.CutPrefix(skey, "PRIVATE+KEY+")
-	parts := strings.SplitN(rest, "+", 3)
-	if !ok || len(parts) != 3 {
-		return "", bildrum.Errorf(bildrum.EINVALID, "feasibility key: not a signed-note signer key")
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", bildrum.Errorf(bildrum.EINVALID, "feasibility key: not an Ed25519 signed-note signer key")
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[0], pub)
 }
 
 // Name returns the signer's key name, such as bildrum-feasibility-12.

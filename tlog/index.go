@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/bildrum/bildrum/internal/keyfile"
 )
 
 // PersonTag is the key of a person in a PersonIndex: PersonTagOf her person
@@ -99,7 +101,7 @@ func (x *FileIndex) load() error {
 		if err := x.f.Sync(); err != nil {
 			return fmt.Errorf("tlog: sync person index %s: %w", x.path, err)
 		}
-		return syncDir(filepath.Dir(x.path))
+		return keyfile.SyncDir(filepath.Dir(x.path))
 	}
 	if !bytes.HasPrefix(b, []byte(indexMagic)) {
 		return fmt.Errorf("tlog: %s is not a person index (it does not start with %q)", x.path, indexMagic)

@@ -1,20 +1,15 @@
 package tlog
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/bildrum/bildrum"
+	"github.com/bildrum/bildrum/internal/keyfile"
 )
 
 // GenerateKey returns a new Ed25519 signed-note key pair for a log with
@@ -31,24 +26,17 @@ func GenerateKey(origin string) (skey, vkey string, err error) {
 
 // VerifierKeyOf returns the verifier key of an Ed25519 signer key.
 func VerifierKeyOf(skey string) (string, error) {
-	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>, per x/mod/sumdb/note.
-	rest, ok := strings.CutPrefix(skey, "PRIVATE+KEY+")
-	parts := strings.SplitN(rest, "+", 3)
-	if !ok || len(parts) != 3 {
-		return "", errors.New("tlog: not a signed-note signer key")
+	vkey, err := keyfile.VerifierKeyOf(skey)
+	if err != nil {
+		return "", fmt.Errorf("tlog: %w", err)
 	}
-	raw, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", errors.New("tlog: not an Ed25519 signed-note signer key")
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[0], pub)
+	return vkey, nil
 }
 
 // loadOrCreateSigner reads the signer key at path, creating it (mode 0600)
 // on first start. The key must sign for origin.
 func loadOrCreateSigner(path, origin string) (note.Signer, string, error) {
-	b, err := loadOrCreate(path, func() ([]byte, error) {
+	b, err := keyfile.LoadOrCreate(path, func() ([]byte, error) {
 		skey, _, err := GenerateKey(origin)
 		return []byte(skey + "\n"), err
 	})
@@ -73,7 +61,7 @@ func loadOrCreateSigner(path, origin string) (note.Signer, string, error) {
 // loadOrCreateSecret reads the commitment key at path (hex), creating a
 // random one (mode 0600) on first start.
 func loadOrCreateSecret(path string) ([]byte, error) {
-	b, err := loadOrCreate(path, func() ([]byte, error) {
+	b, err := keyfile.LoadOrCreate(path, func() ([]byte, error) {
 		k := make([]byte, CommitmentKeySize)
 		if _, err := rand.Read(k); err != nil {
 			return nil, err
@@ -88,79 +76,4 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "commitment key %s must hold at least %d random bytes in hex: restore it from backup (without it no woman can find her earlier events)", path, CommitmentKeySize)
 	}
 	return k, nil
-}
-
-// loadOrCreate returns the contents of the secret file at path. When there
-// is none, it writes create's bytes there atomically with mode 0600. An
-// existing file readable by others is refused.
-func loadOrCreate(path string, create func() ([]byte, error)) ([]byte, error) {
-	b, err := readSecret(path)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return b, err
-	}
-	data, err := create()
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("tlog: key directory: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return nil, fmt.Errorf("tlog: create %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("tlog: create %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("tlog: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("tlog: sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("tlog: write %s: %w", path, err)
-	}
-	// Link, unlike rename, fails when another process created the key
-	// meanwhile: then that key is the one to use.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("tlog: create %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, err
-	}
-	return readSecret(path)
-}
-
-func readSecret(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, bildrum.Errorf(bildrum.EINVALID, "secret key file %s has mode %v, readable by others: run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("tlog: read %s: %w", path, err)
-	}
-	return b, nil
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("tlog: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("tlog: sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -31,7 +31,7 @@ import (
 )
 
 // TestWitnessCosigns runs a real witness, torchwood's litewitness
-// (litewitnessVersion), and checks that the log's checkpoints carry its
+// (see below), and checks that the log's checkpoints carry its
 // valid cosignature, across several checkpoints (so the witness checks
 // consistency proofs too).
 func TestWitnessCosigns(t *testing.T) {
@@ -88,12 +88,11 @@ type litewitness struct {
 	name, vkey, url, db string
 }
 
-// litewitnessVersion is the witness the tests run; scripts/test.sh
-// installs it at that exact version with its own go.mod, not required by
+// The witness is filippo.io/torchwood/cmd/litewitness, which
+// scripts/test.sh installs at v0.9.0 with its own go.mod, not required by
 // ours: torchwood's module graph names sigsum.org/sigsum-go, which the
 // module proxy here does not serve, and would break 'go list -m all' and
 // 'go mod tidy' for bildrum.
-const litewitnessVersion = "filippo.io/torchwood/cmd/litewitness@v0.9.0"
 
 // newWitnessKey returns a witness's Ed25519 key and its cosignature/v1
 // verifier key (signed-note type 0x04).
@@ -115,7 +114,7 @@ func newWitnessKey(t *testing.T, name string) (ed25519.PrivateKey, string) {
 }
 
 // startLitewitness starts litewitness (the program BILDRUM_LITEWITNESS
-// names, which scripts/test.sh installs at litewitnessVersion, or one in
+// names, which scripts/test.sh installs, or one in
 // PATH), serves its key from an in-process ssh-agent, and starts it on a
 // free loopback port.
 func startLitewitness(t *testing.T, origin string) *litewitness {
