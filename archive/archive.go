@@ -57,6 +57,7 @@ type Archive struct {
 	commitMu   sync.Mutex
 	queue      []*commit
 	committing bool
+	pending    sync.WaitGroup // batches queued and not yet through their round
 }
 
 // New returns an archive on an index and a blob store.

@@ -53,6 +53,7 @@ func (a *Archive) groupCommit(ctx context.Context, instances []bildrum.Instance)
 // enqueue queues instances for the committer, starting it when none runs.
 func (a *Archive) enqueue(ctx context.Context, instances []bildrum.Instance) *commit {
 	c := &commit{ctx: ctx, instances: instances, done: make(chan struct{})}
+	a.pending.Add(1)
 	a.commitMu.Lock()
 	a.queue = append(a.queue, c)
 	if !a.committing {
@@ -77,6 +78,7 @@ func (a *Archive) commitRounds() {
 		}
 		a.commitMu.Unlock()
 		a.commitRound(round)
+		a.pending.Add(-len(round))
 	}
 }
 
@@ -108,3 +110,9 @@ func (a *Archive) commitRound(round []*commit) {
 		close(c.done)
 	}
 }
+
+// Wait returns when every batch queued so far has been through its round:
+// a node calls it after its servers stopped and before it closes its
+// database, so that no round outlives the index it writes to (a request
+// that gave up waiting leaves its round running).
+func (a *Archive) Wait() { a.pending.Wait() }

@@ -206,3 +206,34 @@ func (g *gatedIndex) PutInstances(ctx context.Context, instances []bildrum.Insta
 	<-g.release
 	return g.memIndex.PutInstances(ctx, instances)
 }
+
+// TestWaitOutlastsAbandonedRequests: a request that stops waiting leaves
+// its round running; Wait returns only when that round has indexed it, so
+// a node closing its database after Wait never cuts a round short.
+func TestWaitOutlastsAbandonedRequests(t *testing.T) {
+	idx := &gatedIndex{memIndex: newMemIndex(""), entered: make(chan struct{}), release: make(chan struct{})}
+	a := New(idx, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := a.groupCommit(ctx, []bildrum.Instance{inst("1", "a")})
+		gaveUp <- err
+	}()
+	<-idx.entered // the round is inside PutInstances
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("groupCommit after its request ended = %v, want context.Canceled", err)
+	}
+	waited := make(chan struct{})
+	go func() { a.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("Wait returned while a round was still inside PutInstances")
+	default:
+	}
+	close(idx.release)
+	<-waited
+	if _, err := idx.Instance(context.Background(), "1"); err != nil {
+		t.Errorf("after Wait the abandoned instance is not indexed: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bildrum/bildrum"
@@ -107,8 +108,9 @@ func (c NodeConfig) check() error {
 // Node is a running regional node.
 type Node struct {
 	// life ends when the node closes; background work runs under it.
-	life context.Context
-	stop context.CancelFunc
+	life       context.Context
+	stop       context.CancelFunc
+	background sync.WaitGroup // work under life, waited for by Close
 
 	cfg     NodeConfig
 	archive *archive.Archive
@@ -266,7 +268,7 @@ func (n *Node) FederationURL() string {
 // warmCounts computes the register's indicator counts in the background,
 // so the hub's first request after a change need not wait for them.
 func (n *Node) warmCounts() {
-	go func() {
+	n.background.Go(func() {
 		ctx, cancel := context.WithTimeout(n.life, time.Minute)
 		defer cancel()
 		for _, kind := range []bildrum.PeriodKind{bildrum.PeriodYear, bildrum.PeriodQuarter} {
@@ -275,7 +277,7 @@ func (n *Node) warmCounts() {
 				return
 			}
 		}
-	}()
+	})
 }
 
 // Archive is the node's image archive.
@@ -291,6 +293,12 @@ func (n *Node) Serve(ctx context.Context) error { return serveAll(ctx, n.log, n.
 func (n *Node) Close() error {
 	n.stop()
 	shutdownAll(n.servers)
+	// Background work ends before the database closes, so that none of it
+	// holds a connection while the last one checkpoints the WAL.
+	n.background.Wait()
+	if n.archive != nil {
+		n.archive.Wait()
+	}
 	if n.db != nil {
 		return n.db.Close()
 	}
