@@ -137,29 +137,35 @@ type ExamCounts struct {
 }
 
 // Add adds o's tallies to c.
-func (c *ExamCounts) Add(o ExamCounts) {
-	c.Screened += o.Screened
-	c.TechnicalRepeats += o.TechnicalRepeats
-	c.Recalled += o.Recalled
-	c.Cancers += o.Cancers
-	c.Invasive += o.Invasive
-	c.DCIS += o.DCIS
-	c.NodeKnown += o.NodeKnown
-	c.NodeNegative += o.NodeNegative
-	c.SizeKnown += o.SizeKnown
-	c.InvasiveUpTo10MM += o.InvasiveUpTo10MM
-	c.InvasiveUnder15MM += o.InvasiveUnder15MM
-	c.PreopDiagnosed += o.PreopDiagnosed
-	c.OpenBiopsyBenign += o.OpenBiopsyBenign
-	c.OpenBiopsyCancer += o.OpenBiopsyCancer
-	c.BiopsyBenign += o.BiopsyBenign
-	c.BiopsyCancer += o.BiopsyCancer
-	c.NegativeScreens += o.NegativeScreens
-	c.Interval0to11 += o.Interval0to11
-	c.Interval12to23 += o.Interval12to23
-	c.ResultKnown += o.ResultKnown
+func (c *ExamCounts) Add(o ExamCounts) { c.addTimes(o, 1) }
+
+// Sub takes o's tallies from c: what Add added, Sub takes away.
+func (c *ExamCounts) Sub(o ExamCounts) { c.addTimes(o, -1) }
+
+// addTimes adds k times o's tallies to c.
+func (c *ExamCounts) addTimes(o ExamCounts, k int64) {
+	c.Screened += k * o.Screened
+	c.TechnicalRepeats += k * o.TechnicalRepeats
+	c.Recalled += k * o.Recalled
+	c.Cancers += k * o.Cancers
+	c.Invasive += k * o.Invasive
+	c.DCIS += k * o.DCIS
+	c.NodeKnown += k * o.NodeKnown
+	c.NodeNegative += k * o.NodeNegative
+	c.SizeKnown += k * o.SizeKnown
+	c.InvasiveUpTo10MM += k * o.InvasiveUpTo10MM
+	c.InvasiveUnder15MM += k * o.InvasiveUnder15MM
+	c.PreopDiagnosed += k * o.PreopDiagnosed
+	c.OpenBiopsyBenign += k * o.OpenBiopsyBenign
+	c.OpenBiopsyCancer += k * o.OpenBiopsyCancer
+	c.BiopsyBenign += k * o.BiopsyBenign
+	c.BiopsyCancer += k * o.BiopsyCancer
+	c.NegativeScreens += k * o.NegativeScreens
+	c.Interval0to11 += k * o.Interval0to11
+	c.Interval12to23 += k * o.Interval12to23
+	c.ResultKnown += k * o.ResultKnown
 	for i := range c.ResultDays {
-		c.ResultDays[i] += o.ResultDays[i]
+		c.ResultDays[i] += k * o.ResultDays[i]
 	}
 }
 
@@ -191,11 +197,23 @@ type ScreeningCounts struct {
 }
 
 // Add adds o's tallies to c; c keeps its period and band.
-func (c *ScreeningCounts) Add(o ScreeningCounts) {
-	c.Invited += o.Invited
-	c.Attended += o.Attended
-	c.Initial.Add(o.Initial)
-	c.Subsequent.Add(o.Subsequent)
+func (c *ScreeningCounts) Add(o ScreeningCounts) { c.addTimes(o, 1) }
+
+// Sub takes o's tallies from c; c keeps its period and band.
+func (c *ScreeningCounts) Sub(o ScreeningCounts) { c.addTimes(o, -1) }
+
+// addTimes adds k times o's tallies to c.
+func (c *ScreeningCounts) addTimes(o ScreeningCounts, k int64) {
+	c.Invited += k * o.Invited
+	c.Attended += k * o.Attended
+	c.Initial.addTimes(o.Initial, k)
+	c.Subsequent.addTimes(o.Subsequent, k)
+}
+
+// IsEmpty reports whether nothing at all was counted in c: no invitation
+// and no examination.
+func (c ScreeningCounts) IsEmpty() bool {
+	return c.Invited == 0 && c.Attended == 0 && c.Initial.IsZero() && c.Subsequent.IsZero()
 }
 
 // Exams returns the initial and subsequent screens together.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/bildrum/bildrum"
 )
@@ -113,16 +114,47 @@ func Lattice(region string, version int64, quarters []bildrum.ScreeningCounts, t
 // what Lattice releases for that kind, so that the answers for the three
 // kinds never contradict, nor add up to, anything suppressed in another.
 // An unknown period is an EINVALID error; a failure of the store is
-// returned wrapped.
+// returned wrapped. A server answering many requests uses an
+// IndicatorCache, which decides suppression once per data version.
 func Indicators(ctx context.Context, store bildrum.CountStore, region, period string, targets *Targets, threshold int) ([]Report, error) {
+	return NewIndicatorCache(store, region, targets, threshold).Indicators(ctx, period)
+}
+
+// IndicatorCache answers Indicators for one region and keeps the lattice
+// released at the register's latest data version: deciding suppression
+// over a large register takes a tenth of a second or more, while the
+// released lattice changes only with the data. Reading the counts, which
+// tells the version, stays part of every call, so an answer is never of an
+// older version than the store's. It is safe for concurrent use.
+type IndicatorCache struct {
+	store     bildrum.CountStore
+	region    string
+	targets   *Targets
+	threshold int
+
+	mu       sync.Mutex
+	version  int64
+	released []Report // of version; nil when nothing is kept
+	lattices int      // lattices built, for tests
+}
+
+// NewIndicatorCache returns an IndicatorCache of region's store, with the
+// arguments of Indicators.
+func NewIndicatorCache(store bildrum.CountStore, region string, targets *Targets, threshold int) *IndicatorCache {
+	return &IndicatorCache{store: store, region: region, targets: targets, threshold: threshold}
+}
+
+// Indicators does what the function Indicators does. The reports returned
+// are shared between callers and must not be modified.
+func (c *IndicatorCache) Indicators(ctx context.Context, period string) ([]Report, error) {
 	if _, err := bildrum.ParsePeriodKind(period); err != nil && period != PeriodAll {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "period %q: use year, quarter or all (the whole register)", period)
 	}
-	quarters, version, err := store.ScreeningCounts(ctx, bildrum.PeriodQuarter)
+	quarters, version, err := c.store.ScreeningCounts(ctx, bildrum.PeriodQuarter)
 	if err != nil {
-		return nil, fmt.Errorf("indicators of region %s: %w", region, err)
+		return nil, fmt.Errorf("indicators of region %s: %w", c.region, err)
 	}
-	all, err := Lattice(region, version, quarters, targets, threshold)
+	all, err := c.lattice(version, quarters)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +165,26 @@ func Indicators(ctx context.Context, store bildrum.CountStore, region, period st
 		}
 	}
 	return out, nil
+}
+
+// lattice returns the lattice released for version, built from quarters
+// unless it is kept. Concurrent callers at a new version wait for one
+// build.
+func (c *IndicatorCache) lattice(version int64, quarters []bildrum.ScreeningCounts) ([]Report, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released != nil && c.version == version {
+		return c.released, nil
+	}
+	all, err := Lattice(c.region, version, quarters, c.targets, c.threshold)
+	if err != nil {
+		return nil, err
+	}
+	c.lattices++
+	if c.released == nil || version > c.version {
+		c.version, c.released = version, all
+	}
+	return all, nil
 }
 
 // periodKind returns "quarter", "year" or PeriodAll for a period label.

@@ -390,3 +390,42 @@ func TestIndicatorsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestIndicatorCache checks that a cache answers exactly as Indicators,
+// builds one lattice per data version however many kinds and callers ask,
+// and builds again when the register's version moves.
+func TestIndicatorCache(t *testing.T) {
+	ctx := context.Background()
+	store := &fakeCounts{quarters: participationCells(), version: 7}
+	cache := quality.NewIndicatorCache(store, "12", nil, 10)
+	ask := func(want int) {
+		t.Helper()
+		for _, period := range []string{"year", "quarter", quality.PeriodAll, "year"} {
+			got, err := cache.Indicators(ctx, period)
+			if err != nil {
+				t.Fatalf("Indicators(%s): %v", period, err)
+			}
+			direct, err := quality.Indicators(ctx, store, "12", period, nil, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(direct, got); diff != "" {
+				t.Errorf("version %d, %s: the cache answers otherwise (-direct +cache):\n%s", store.version, period, diff)
+			}
+		}
+		if n := cache.Lattices(); n != want {
+			t.Errorf("version %d: %d lattices built, want %d", store.version, n, want)
+		}
+	}
+	ask(1)
+	store.version = 8
+	store.quarters[0].Invited += 5
+	ask(2)
+	if _, err := cache.Indicators(ctx, "month"); bildrum.ErrorCode(err) != bildrum.EINVALID {
+		t.Errorf("Indicators(month) error = %v, want EINVALID", err)
+	}
+	broken := errors.New("disk on fire")
+	if _, err := quality.NewIndicatorCache(&fakeCounts{err: broken}, "12", nil, 10).Indicators(ctx, "year"); !errors.Is(err, broken) {
+		t.Errorf("a failing store gives %v, want it wrapped", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/bildrum/bildrum"
@@ -112,7 +111,7 @@ func (d *DB) TrialContacts(ctx context.Context, persons []bildrum.PersonID) (map
 	}()
 	query := func(n int) string {
 		return d.rebind(`SELECT c.person_id, c.choices FROM consents c WHERE c.person_id IN (` +
-			strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)
+			placeholders(n) + `)
 			AND c.version = (SELECT MAX(c2.version) FROM consents c2 WHERE c2.person_id = c.person_id)`)
 	}
 	args := make([]any, 0, trialContactBatch)

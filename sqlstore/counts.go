@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/bildrum/bildrum"
 )
@@ -44,14 +47,7 @@ func (d *DB) ScreeningCounts(ctx context.Context, kind bildrum.PeriodKind) ([]bi
 // from one snapshot: the stored counts of that version, or else counts
 // computed from the register (computed is then true).
 func (d *DB) quarterCounts(ctx context.Context) (cells []bildrum.ScreeningCounts, version int64, computed bool, err error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if d.dialect == postgresDialect {
-		// Every statement of the transaction sees the same snapshot.
-		opts.Isolation = sql.LevelRepeatableRead
-	}
-	// SQLite: a read-only transaction is a deferred BEGIN, which in WAL mode
-	// reads one snapshot from its first statement on and never blocks writers.
-	tx, err := d.db.BeginTx(ctx, opts)
+	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: d.snapshotIsolation()})
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -65,11 +61,23 @@ func (d *DB) quarterCounts(ctx context.Context) (cells []bildrum.ScreeningCounts
 	}
 	if cells == nil {
 		computed = true
-		if cells, err = d.computeCounts(ctx, tx); err != nil {
+		if cells, err = d.computeCounts(ctx, tx, version); err != nil {
 			return nil, 0, false, err
 		}
 	}
 	return cells, version, computed, tx.Commit()
+}
+
+// snapshotIsolation is the isolation level of a read-only transaction in
+// which every statement sees the same snapshot. On PostgreSQL that is
+// REPEATABLE READ; on SQLite a read-only transaction is a deferred BEGIN,
+// which in WAL mode reads one snapshot from its first statement on and never
+// blocks writers.
+func (d *DB) snapshotIsolation() sql.IsolationLevel {
+	if d.dialect == postgresDialect {
+		return sql.LevelRepeatableRead
+	}
+	return sql.LevelDefault
 }
 
 // countsFormat is the layout of the counts kept in quality_counts. Change it
@@ -115,6 +123,17 @@ func (d *DB) storeCounts(ctx context.Context, version int64, cells []bildrum.Scr
 		return fmt.Errorf("store counts: %w", err)
 	}
 	defer tx.Rollback()
+	if err := d.storeCountsIn(ctx, tx, version, cells); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store counts: %w", err)
+	}
+	return nil
+}
+
+// storeCountsIn does the work of storeCounts inside tx.
+func (d *DB) storeCountsIn(ctx context.Context, tx *sql.Tx, version int64, cells []bildrum.ScreeningCounts) error {
 	if _, err := tx.ExecContext(ctx, d.rebind(`DELETE FROM quality_counts WHERE version < ? OR format <> ?`), version, countsFormat); err != nil {
 		return fmt.Errorf("store counts: %w", err)
 	}
@@ -133,14 +152,12 @@ func (d *DB) storeCounts(ctx context.Context, version int64, cells []bildrum.Scr
 			return fmt.Errorf("store counts: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store counts: %w", err)
-	}
 	return nil
 }
 
 // computeCounts reads every episode once, woman by woman, and tallies the
-// quarter and age band counts.
+// quarter and age band counts of the snapshot of tx, which shows data
+// version.
 //
 // The tallying is Go (tally), shared by both engines; SQL only reads.
 // Measured on one million examinations (docs/quality.md), SQL aggregation
@@ -148,30 +165,173 @@ func (d *DB) storeCounts(ctx context.Context, version int64, cells []bildrum.Scr
 // SQLite and three to four times as long on PostgreSQL as streaming compact
 // rows in person order, and the rules (which screen is initial, which is
 // negative …) are then written once.
-func (d *DB) computeCounts(ctx context.Context, tx *sql.Tx) ([]bildrum.ScreeningCounts, error) {
-	query, scan := sqliteFactsQuery, scanSQLiteFacts
+//
+// A large register is read in parts, one per core (splitCounts).
+func (d *DB) computeCounts(ctx context.Context, tx *sql.Tx, version int64) ([]bildrum.ScreeningCounts, error) {
+	if parts := min(runtime.GOMAXPROCS(0), maxCountParts); parts > 1 {
+		cells, ok, err := d.splitCounts(ctx, tx, version, parts)
+		if err != nil {
+			return nil, fmt.Errorf("compute counts: %w", err)
+		}
+		if ok {
+			return cells, nil
+		}
+	}
+	t := newTally()
+	if err := d.tallyRange(ctx, tx, "", "", t); err != nil {
+		return nil, fmt.Errorf("compute counts: %w", err)
+	}
+	return t.cells(), nil
+}
+
+// maxCountParts bounds how many connections one count reads on at once.
+const maxCountParts = 4
+
+// minSplitWomen is the smallest register, in women, that splitCounts reads
+// in parts; below it the extra transactions cost more than they save.
+var minSplitWomen = 1000
+
+// splitCounts counts the register in parts of about equal numbers of women,
+// ranges of their numbers, each read on its own connection at once and
+// summed: all of a woman's episodes fall in one range, so the parts' tallies
+// add up to the whole. Every part must read the snapshot of tx: on
+// PostgreSQL the others import it (SET TRANSACTION SNAPSHOT); on SQLite,
+// where a snapshot cannot be shared, each part's transaction must show the
+// same data version, which every write to the register moves. ok is false,
+// and the caller counts in one pass, when the register is small or a write
+// came in between.
+func (d *DB) splitCounts(ctx context.Context, tx *sql.Tx, version int64, parts int) (cells []bildrum.ScreeningCounts, ok bool, err error) {
+	bounds, err := splitPoints(ctx, tx, d.rebind, parts)
+	if err != nil || bounds == nil {
+		return nil, false, err
+	}
+	snapshot := ""
 	if d.dialect == postgresDialect {
-		query, scan = postgresFactsQuery, scanPostgresFacts
+		if err := tx.QueryRowContext(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
+			return nil, false, fmt.Errorf("export snapshot: %w", err)
+		}
+	}
+	txs := []*sql.Tx{tx}
+	defer func() {
+		for _, t := range txs[1:] {
+			t.Rollback()
+		}
+	}()
+	for range bounds {
+		t, same, err := d.beginSnapshot(ctx, snapshot, version)
+		if err != nil || !same {
+			return nil, false, err
+		}
+		txs = append(txs, t)
+	}
+	ranges := append(append([]string{""}, bounds...), "")
+	tallies := make([]*tally, len(txs))
+	errs := make([]error, len(txs))
+	var wg sync.WaitGroup
+	for i, t := range txs {
+		tallies[i] = newTally()
+		wg.Go(func() { errs[i] = d.tallyRange(ctx, t, ranges[i], ranges[i+1], tallies[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, false, err
+	}
+	sums := make([][]bildrum.ScreeningCounts, len(tallies))
+	for i, t := range tallies {
+		sums[i] = t.cells()
+	}
+	return sumCells(sums, nil), true, nil
+}
+
+// splitPoints returns the parts-1 women's numbers that split the register's
+// women into parts of about equal size, or nil when the register has fewer
+// than minSplitWomen women.
+func splitPoints(ctx context.Context, tx *sql.Tx, rebind func(string) string, parts int) ([]string, error) {
+	var women int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM persons`).Scan(&women); err != nil {
+		return nil, fmt.Errorf("split counts: %w", err)
+	}
+	if women < minSplitWomen {
+		return nil, nil
+	}
+	bounds := make([]string, parts-1)
+	for i := range bounds {
+		q := rebind(`SELECT person_id FROM persons ORDER BY person_id LIMIT 1 OFFSET ?`)
+		if err := tx.QueryRowContext(ctx, q, women*(i+1)/parts).Scan(&bounds[i]); err != nil {
+			return nil, fmt.Errorf("split counts: %w", err)
+		}
+	}
+	return bounds, nil
+}
+
+// beginSnapshot begins a read-only transaction on another connection that
+// reads the snapshot exported by the counting transaction (PostgreSQL) and
+// reports whether it shows data version (both engines); when it does not,
+// the transaction is rolled back.
+func (d *DB) beginSnapshot(ctx context.Context, snapshot string, version int64) (*sql.Tx, bool, error) {
+	t, err := d.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: d.snapshotIsolation()})
+	if err != nil {
+		return nil, false, fmt.Errorf("split counts: %w", err)
+	}
+	if snapshot != "" {
+		if strings.Trim(snapshot, "0123456789ABCDEF-") != "" {
+			t.Rollback()
+			return nil, false, fmt.Errorf("split counts: unexpected snapshot name %q", snapshot)
+		}
+		if _, err := t.ExecContext(ctx, `SET TRANSACTION SNAPSHOT '`+snapshot+`'`); err != nil {
+			t.Rollback()
+			return nil, false, fmt.Errorf("split counts: import snapshot: %w", err)
+		}
+	}
+	var v int64
+	if err := t.QueryRowContext(ctx, `SELECT version FROM register_version WHERE id = 1`).Scan(&v); err != nil {
+		t.Rollback()
+		return nil, false, fmt.Errorf("split counts: %w", err)
+	}
+	if v != version {
+		t.Rollback()
+		return nil, false, nil
+	}
+	return t, true, nil
+}
+
+// tallyRange adds to t the tallies of the women whose numbers are in
+// [from, to); an empty bound is open.
+func (d *DB) tallyRange(ctx context.Context, tx *sql.Tx, from, to string, t *tally) error {
+	var where []string
+	var args []any
+	if from != "" {
+		where, args = append(where, "p.person_id >= ?"), append(args, from)
+	}
+	if to != "" {
+		where, args = append(where, "p.person_id < ?"), append(args, to)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	query, scan := sqliteFactsQuery+cond, scanSQLiteFacts
+	if d.dialect == postgresDialect {
+		query, scan = postgresFacts+cond+` ORDER BY e.person_id`, scanPostgresFacts
 		// Compiling the projection costs more than running it, and the
 		// sort by person should stay in memory.
 		if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
-			return nil, fmt.Errorf("compute counts: %w", err)
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '256MB'`); err != nil {
-			return nil, fmt.Errorf("compute counts: %w", err)
+			return err
 		}
 	}
-	rows, err := tx.QueryContext(ctx, query)
+	rows, err := tx.QueryContext(ctx, d.rebind(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("compute counts: %w", err)
+		return err
 	}
 	defer rows.Close()
-	t := newTally()
 	if err := scan(rows, t); err != nil {
-		return nil, fmt.Errorf("compute counts: %w", err)
+		return err
 	}
 	t.endWoman()
-	return t.cells(), nil
+	return nil
 }
 
 // scanSQLiteFacts feeds the rows of sqliteFactsQuery to t.
@@ -196,7 +356,7 @@ func scanSQLiteFacts(rows *sql.Rows, t *tally) error {
 	return rows.Err()
 }
 
-// scanPostgresFacts feeds the rows of postgresFactsQuery to t.
+// scanPostgresFacts feeds the rows of postgresFacts to t.
 func scanPostgresFacts(rows *sql.Rows, t *tally) error {
 	var (
 		person, last          sql.RawBytes // her number, reusing the buffers
@@ -274,17 +434,16 @@ SELECT p.rowid * 1048576 + (` + flagsSQL + `),
 	COALESCE(CAST(replace(e.exam_date, '-', '') AS INTEGER), 0) * 33554432 + COALESCE(CAST(replace(e.result_date, '-', '') AS INTEGER), 0)
 FROM persons p CROSS JOIN episodes e ON e.person_id = p.person_id`
 
-// postgresFactsQuery reads every episode with its woman's birth date, sorted
-// by woman; the person key is her number. Dates are day numbers (1 is
-// 1800-01-01, so 2^20 days reach beyond 4600), two to a column (the first
-// times 2^20); a missing date is 0.
-const postgresFactsQuery = `
+// postgresFacts reads every episode with its woman's birth date; sorted by
+// woman (ORDER BY e.person_id) it feeds scanPostgresFacts. The person key is
+// her number. Dates are day numbers (1 is 1800-01-01, so 2^20 days reach
+// beyond 4600), two to a column (the first times 2^20); a missing date is 0.
+const postgresFacts = `
 SELECT e.person_id,
 	(p.birth_date - DATE '1799-12-31')::bigint * 1048576 + (e.invitation_date - DATE '1799-12-31'),
 	COALESCE(e.exam_date - DATE '1799-12-31', 0)::bigint * 1048576 + COALESCE(e.result_date - DATE '1799-12-31', 0),` +
 	flagsSQL + `
-FROM episodes e JOIN persons p ON p.person_id = e.person_id
-ORDER BY e.person_id`
+FROM episodes e JOIN persons p ON p.person_id = e.person_id`
 
 // facts is what the counts need of one episode: its dates as YYYYMMDD
 // integers (0 when not recorded) and its packed flags.
@@ -312,7 +471,7 @@ func decodeSQLiteDates(d1, d2 int64) (facts, error) {
 	return f, nil
 }
 
-// decodePostgresDates unpacks the two date columns of postgresFactsQuery.
+// decodePostgresDates unpacks the two date columns of postgresFacts.
 func decodePostgresDates(d1, d2 int64) (facts, error) {
 	const m = 1 << 20
 	if d1 < 0 || d2 < 0 || d1/m == 0 || d1%m == 0 {
@@ -321,7 +480,7 @@ func decodePostgresDates(d1, d2 int64) (facts, error) {
 	return facts{birth: ymdOfDay(d1 / m), invited: ymdOfDay(d1 % m), examined: ymdOfDay(d2 / m), result: ymdOfDay(d2 % m)}, nil
 }
 
-// ymdOfDay turns a day number of postgresFactsQuery (1 is 1800-01-01; 0 is
+// ymdOfDay turns a day number of postgresFacts (1 is 1800-01-01; 0 is
 // no date) into YYYYMMDD.
 func ymdOfDay(n int64) int32 {
 	if n == 0 {
@@ -531,22 +690,12 @@ func regroup(quarters []bildrum.ScreeningCounts, kind bildrum.PeriodKind) []bild
 	if kind == bildrum.PeriodQuarter {
 		return quarters
 	}
-	type key struct{ year, band string }
-	index := make(map[key]int)
-	var out []bildrum.ScreeningCounts
-	for _, q := range quarters {
-		year, _, _ := strings.Cut(q.Period, "-")
-		k := key{year, q.AgeBand}
-		i, ok := index[k]
-		if !ok {
-			i = len(out)
-			index[k] = i
-			out = append(out, bildrum.ScreeningCounts{Period: year, AgeBand: q.AgeBand})
-		}
-		out[i].Add(q)
+	years := make([]bildrum.ScreeningCounts, len(quarters))
+	for i, q := range quarters {
+		q.Period, _, _ = strings.Cut(q.Period, "-")
+		years[i] = q
 	}
-	sortCells(out)
-	return out
+	return sumCells([][]bildrum.ScreeningCounts{years}, nil)
 }
 
 // sortCells orders cells by period, then by band in bildrum.AgeBands order.

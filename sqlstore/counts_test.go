@@ -76,11 +76,17 @@ var errStopped = bildrum.Errorf(bildrum.EINTERNAL, "stopped")
 // PostgreSQL in the same run:
 //
 //   - Stored: the counts of a data version already computed, as every call
-//     but the first after an import finds them;
-//   - AfterImport: the first call after an import (here a correction of one
-//     row), which reads the whole register and stores the counts.
+//     after the first at a version finds them;
+//   - Full: counting the whole register, as the first call after a bulk
+//     load does (an import touching more than maxRecountWomen women), in
+//     parts on all cores (splitCounts);
+//   - OnePass: the same count in one pass on one connection, for the
+//     ratio in the same run;
+//   - Correction/N: an import correcting N women's rows, which recounts
+//     those women (recount.go), and the first ScreeningCounts call after
+//     it, timed together: what a region waits for after a routine import.
 //
-// Run it with `BENCH=ScreeningCounts BENCHTIME=10s TEST_PACKAGES=./sqlstore/
+// Run it with `BENCH=ScreeningCounts BENCHTIME=10x TEST_PACKAGES=./sqlstore/
 // make bench`; building the two registers takes a few minutes.
 func BenchmarkScreeningCounts(b *testing.B) {
 	ctx := context.Background()
@@ -113,27 +119,51 @@ func BenchmarkScreeningCounts(b *testing.B) {
 					}
 				}
 			})
-			b.Run("AfterImport", func(b *testing.B) {
-				rows, _, err := db.ListEpisodes(ctx, bildrum.EpisodeFilter{Limit: 1})
-				if err != nil || len(rows) != 1 {
-					b.Fatalf("ListEpisodes: %v, %v", rows, err)
-				}
-				row := rows[0]
-				n := 0
+			b.Run("Full", func(b *testing.B) {
 				for b.Loop() {
-					b.StopTimer()
-					n++
-					row.Unit = fmt.Sprintf("12-B%d", n) // a correction: a new data version
-					if _, err := db.PutEpisodes(ctx, []bildrum.ScreeningEpisode{row}); err != nil {
-						b.Fatal(err)
-					}
-					b.StartTimer()
-					if _, _, err := db.ScreeningCounts(ctx, bildrum.PeriodYear); err != nil {
+					if _, err := db.FullCounts(ctx); err != nil {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(exams)/(b.Elapsed().Seconds()/float64(n)), "exams/s")
+				b.ReportMetric(float64(exams)/(b.Elapsed().Seconds()/float64(b.N)), "exams/s")
 			})
+			b.Run("OnePass", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := db.CountInOnePass(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			for _, women := range []int{1, 1000} {
+				b.Run(fmt.Sprintf("Correction/%d", women), func(b *testing.B) {
+					rows, _, err := db.ListEpisodes(ctx, bildrum.EpisodeFilter{Limit: 1000})
+					if err != nil {
+						b.Fatal(err)
+					}
+					var batch []bildrum.ScreeningEpisode
+					seen := make(map[bildrum.PersonID]bool)
+					for _, r := range rows {
+						if !seen[r.Person] && len(batch) < women {
+							seen[r.Person] = true
+							batch = append(batch, r)
+						}
+					}
+					n := 0
+					for b.Loop() {
+						n++
+						for i := range batch {
+							batch[i].Unit = fmt.Sprintf("12-B%d", n) // a correction: a new data version
+						}
+						if _, err := db.PutEpisodes(ctx, batch); err != nil {
+							b.Fatal(err)
+						}
+						if _, _, err := db.ScreeningCounts(ctx, bildrum.PeriodYear); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(len(batch)), "women")
+				})
+			}
 		})
 	}
 }

@@ -111,7 +111,7 @@ func (d *DB) criteriaWhere(op string, c bildrum.Criteria) (string, []any, error)
 		args = append(args, a...)
 	}
 	in := func(column string, n int) string {
-		return column + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+		return column + " IN (" + placeholders(n) + ")"
 	}
 	if r := c.ExamDate; r != nil {
 		if !r.From.IsZero() {

@@ -65,7 +65,7 @@ func (d *DB) forUpdate() string {
 // values returns the VALUES list of a multi-row INSERT: rows groups of
 // width placeholders.
 func values(rows, width int) string {
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	row := "(" + placeholders(width) + ")"
 	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 }
 

@@ -171,11 +171,29 @@ func (d *DB) PutEpisodes(ctx context.Context, episodes []bildrum.ScreeningEpisod
 	})
 }
 
-// streamChunk is how many episodes PutEpisodeStream holds in memory at once.
-const streamChunk = 2000
+// streamChunk is how many episodes PutEpisodeStream writes at once; it
+// holds at most streamBuffers chunks in memory.
+const (
+	streamChunk   = 2000
+	streamBuffers = 3
+)
+
+// episodeChunk is a run of checked episodes with their digests, or the
+// error that ended the stream.
+type episodeChunk struct {
+	episodes []bildrum.ScreeningEpisode
+	digests  []string
+	err      error
+}
 
 // PutEpisodeStream stores a sequence of episodes in one transaction; see
-// bildrum.RegisterStore.
+// bildrum.RegisterStore. It also brings the stored screening counts up to
+// date (recount) when the import touches few enough women.
+//
+// Reading, checking and digesting the episodes (the caller's parsing and
+// validation included) runs in a goroutine of its own, a few chunks ahead
+// of the database writes, so that the two share the machine's cores; the
+// sequence is never run after PutEpisodeStream returns.
 func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.ScreeningEpisode, error]) (bildrum.PutResult, error) {
 	var res bildrum.PutResult
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -189,46 +207,52 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 	if err := tx.QueryRowContext(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version); err != nil {
 		return res, fmt.Errorf("put episodes: next version: %w", err)
 	}
+	recount, err := d.startRecount(ctx, tx, version)
+	if err != nil {
+		return res, fmt.Errorf("put episodes: %w", err)
+	}
 	rebuild, err := d.dropIndexesWhenEmpty(ctx, tx)
 	if err != nil {
 		return res, fmt.Errorf("put episodes: %w", err)
 	}
-	chunk := make([]bildrum.ScreeningEpisode, 0, streamChunk)
-	digests := make([]string, 0, streamChunk)
-	total := 0
-	flush := func() error {
-		changed, err := d.upsertEpisodes(ctx, tx, chunk, digests, version)
-		if err != nil {
-			return fmt.Errorf("put episodes: %w", err)
-		}
-		res.Changed += changed
-		chunk, digests = chunk[:0], digests[:0]
-		return nil
+
+	full, free, stop := make(chan *episodeChunk, streamBuffers), make(chan *episodeChunk, streamBuffers), make(chan struct{})
+	for range streamBuffers {
+		free <- &episodeChunk{episodes: make([]bildrum.ScreeningEpisode, 0, streamChunk), digests: make([]string, 0, streamChunk)}
 	}
-	for e, err := range episodes {
-		if err != nil {
-			return bildrum.PutResult{}, err
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		defer close(full)
+		produceChunks(episodes, full, free, stop)
+	}()
+	defer func() {
+		close(stop)
+		<-produced
+	}()
+
+	total := 0
+	for c := range full {
+		if c.err != nil {
+			return bildrum.PutResult{}, c.err
 		}
-		if err := checkEpisode(&e); err != nil {
-			return bildrum.PutResult{}, err
+		if err := ctx.Err(); err != nil {
+			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
 		}
-		dg, err := digestOf(&e)
+		if err := recount.touch(ctx, tx, c.episodes); err != nil {
+			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
+		}
+		changed, err := d.upsertEpisodes(ctx, tx, c.episodes, c.digests, version)
 		if err != nil {
 			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
 		}
-		chunk, digests = append(chunk, e), append(digests, dg)
-		total++
-		if len(chunk) == streamChunk {
-			if err := flush(); err != nil {
-				return bildrum.PutResult{}, err
-			}
-		}
+		res.Changed += changed
+		total += len(c.episodes)
+		c.episodes, c.digests = c.episodes[:0], c.digests[:0]
+		free <- c
 	}
 	if err := ctx.Err(); err != nil {
 		return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
-	}
-	if err := flush(); err != nil {
-		return bildrum.PutResult{}, err
 	}
 	res.Unchanged = total - res.Changed
 	if res.Changed == 0 {
@@ -240,6 +264,9 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 			return bildrum.PutResult{}, fmt.Errorf("put episodes: rebuild index: %w", err)
 		}
 	}
+	if err := recount.finish(ctx, tx, version); err != nil {
+		return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE register_version SET updated_at = ? WHERE id = 1`), d.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
 	}
@@ -247,6 +274,62 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 		return bildrum.PutResult{}, fmt.Errorf("put episodes: commit: %w", err)
 	}
 	return res, nil
+}
+
+// produceChunks runs episodes, checks and digests each, and sends them in
+// chunks, taken from free, to full; a chunk with an error ends the stream.
+// It stops early, without sending more, once stop is closed.
+func produceChunks(episodes iter.Seq2[bildrum.ScreeningEpisode, error], full, free chan *episodeChunk, stop <-chan struct{}) {
+	var c *episodeChunk
+	take := func() bool {
+		select {
+		case c = <-free:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	send := func() bool {
+		select {
+		case full <- c:
+			c = nil
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	fail := func(err error) {
+		if c == nil && !take() {
+			return
+		}
+		c.err = err
+		send()
+	}
+	for e, err := range episodes {
+		if err == nil {
+			err = checkEpisode(&e)
+		}
+		var dg string
+		if err == nil {
+			if dg, err = digestOf(&e); err != nil {
+				err = fmt.Errorf("put episodes: %w", err)
+			}
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		if c == nil && !take() {
+			return
+		}
+		c.episodes, c.digests = append(c.episodes, e), append(c.digests, dg)
+		if len(c.episodes) == streamChunk && !send() {
+			return
+		}
+	}
+	if c != nil && len(c.episodes) > 0 {
+		send()
+	}
 }
 
 // RegisterSummary counts the region's women, invitations and examinations.
