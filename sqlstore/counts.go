@@ -295,16 +295,27 @@ func (d *DB) beginSnapshot(ctx context.Context, snapshot string, version int64) 
 	return t, true, nil
 }
 
+// factsPerson is the column of the facts queries to select women by: the
+// one the query's plan reads first, persons on SQLite and episodes on
+// PostgreSQL, whose planner does not carry a range or an IN list across the
+// join's equality and would otherwise read every episode.
+func (d *DB) factsPerson() string {
+	if d.dialect == postgresDialect {
+		return "e.person_id"
+	}
+	return "p.person_id"
+}
+
 // tallyRange adds to t the tallies of the women whose numbers are in
 // [from, to); an empty bound is open.
 func (d *DB) tallyRange(ctx context.Context, tx *sql.Tx, from, to string, t *tally) error {
 	var where []string
 	var args []any
 	if from != "" {
-		where, args = append(where, "p.person_id >= ?"), append(args, from)
+		where, args = append(where, d.factsPerson()+" >= ?"), append(args, from)
 	}
 	if to != "" {
-		where, args = append(where, "p.person_id < ?"), append(args, to)
+		where, args = append(where, d.factsPerson()+" < ?"), append(args, to)
 	}
 	cond := ""
 	if len(where) > 0 {

@@ -69,3 +69,9 @@ func (d *DB) CountInOnePass(ctx context.Context) ([]bildrum.ScreeningCounts, err
 	}
 	return t.cells(), nil
 }
+
+// QueryRowForTest runs a query on the database, for tests that look at
+// the engine's own catalogue.
+func (d *DB) QueryRowForTest(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.db.QueryRowContext(ctx, query, args...)
+}

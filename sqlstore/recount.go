@@ -189,7 +189,7 @@ func sumCells(plus [][]bildrum.ScreeningCounts, minus []bildrum.ScreeningCounts)
 // projection as a full count.
 func (d *DB) tallyWomen(ctx context.Context, tx *sql.Tx, women []string, t *tally) error {
 	for batch := range slices.Chunk(women, recountBatch) {
-		in := ` WHERE p.person_id IN (` + placeholders(len(batch)) + `)`
+		in := ` WHERE ` + d.factsPerson() + ` IN (` + placeholders(len(batch)) + `)`
 		query, scan := sqliteFactsQuery+in, scanSQLiteFacts
 		if d.dialect == postgresDialect {
 			query, scan = postgresFacts+in+` ORDER BY e.person_id`, scanPostgresFacts

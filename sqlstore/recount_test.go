@@ -183,3 +183,25 @@ func TestCountInParts(t *testing.T) {
 		})
 	}
 }
+
+// TestBulkImportRefreshesStatistics checks that a large import on
+// PostgreSQL leaves the planner statistics of the episodes it wrote, so
+// that the recount after it looks women up by index instead of scanning.
+func TestBulkImportRefreshesStatistics(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, engines[1].dsn(t), sqlstore.PartNode)
+	res, err := db.PutEpisodeStream(ctx, synthRegister(synth.Config{Seed: 4, Regions: []string{"12"}, Generate: 2500}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed < 10000 {
+		t.Fatalf("the synthetic register has %d episodes; the test needs at least 10,000", res.Changed)
+	}
+	var tuples float64
+	if err := db.QueryRowForTest(ctx, `SELECT reltuples FROM pg_class WHERE relname = 'episodes'`).Scan(&tuples); err != nil {
+		t.Fatal(err)
+	}
+	if tuples < float64(res.Changed)*0.9 {
+		t.Errorf("after importing %d episodes the planner estimates %.0f rows; want statistics refreshed by the import", res.Changed, tuples)
+	}
+}

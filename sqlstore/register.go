@@ -178,6 +178,11 @@ const (
 	streamBuffers = 3
 )
 
+// analyzeAfter is how many changed episodes make an import on PostgreSQL
+// refresh the planner's statistics before it commits, rather than leave
+// them to autovacuum's next round.
+const analyzeAfter = 10000
+
 // episodeChunk is a run of checked episodes with their digests, or the
 // error that ended the stream.
 type episodeChunk struct {
@@ -262,6 +267,13 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 	for _, create := range rebuild {
 		if _, err := tx.ExecContext(ctx, create); err != nil {
 			return bildrum.PutResult{}, fmt.Errorf("put episodes: rebuild index: %w", err)
+		}
+	}
+	if d.dialect == postgresDialect && res.Changed >= analyzeAfter {
+		// Fresh statistics, in this transaction already: planned on the
+		// empty table's, lookups by woman (recount) scan every episode.
+		if _, err := tx.ExecContext(ctx, `ANALYZE persons, episodes`); err != nil {
+			return bildrum.PutResult{}, fmt.Errorf("put episodes: analyze: %w", err)
 		}
 	}
 	if err := recount.finish(ctx, tx, version); err != nil {
