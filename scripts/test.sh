@@ -98,15 +98,18 @@ install_missing() {
 
 install_missing
 
-# npm packages of browser tests: each folder with a package-lock.json gets
-# exactly the locked versions, once (npm ci), when node_modules is missing.
+# npm packages of tests: each folder with a package-lock.json gets exactly
+# the locked versions, once (npm ci), when node_modules is missing. Browser
+# tests load dicomweb-client from dicomweb/testdata/js; the s3:// tests of
+# the archive start s3rver, an S3-compatible server, from
+# archive/testdata/s3rver.
 install_npm() {
 	local dir
-	for dir in dicomweb/testdata/js; do
+	for dir in dicomweb/testdata/js archive/testdata/s3rver; do
 		[ -f "$dir/package-lock.json" ] || continue
 		[ -d "$dir/node_modules" ] && continue
 		if ! command -v npm >/dev/null 2>&1; then
-			log "npm is missing, so $dir/node_modules is not installed; browser tests that need it fail"
+			log "npm is missing, so $dir/node_modules is not installed; tests that need it fail"
 			continue
 		fi
 		log "installing the npm packages of $dir"

@@ -44,9 +44,17 @@ type NodeConfig struct {
 	// e.g. "0.0.0.0:8443".
 	FederationAddr string `json:"federation_addr"`
 	// Blobs is where the node keeps DICOM objects, byte for byte: a
-	// directory path (or file:///dir). Default: a directory beside a SQLite
-	// database ("node-12.db" → "node-12.blobs"); required with PostgreSQL.
+	// directory path (or file:///dir), or S3-compatible object storage,
+	// s3://bucket?region=… (docs/deploy.md). Default: a directory beside a
+	// SQLite database ("node-12.db" → "node-12.blobs"); required with
+	// PostgreSQL.
 	Blobs string `json:"blobs,omitempty"`
+	// Spool is a local directory for DICOM objects on their way into
+	// object storage, when blobs is an s3:// URL: what a crash leaves there
+	// is removed at the next start. The feasibility signing key is kept
+	// beside it. Default: beside a SQLite database ("node-12.db" →
+	// "node-12.spool"); required with PostgreSQL and object storage.
+	Spool string `json:"spool,omitempty"`
 	// TLS names the node's federation certificate, key, the federation CA
 	// and its revocation list (bildrum ca).
 	TLS federation.TLSFiles `json:"tls"`
@@ -186,7 +194,23 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 		}
 		blobs = strings.TrimSuffix(cfg.Database, filepath.Ext(cfg.Database)) + ".blobs"
 	}
-	store, err := archive.OpenBlobs(ctx, blobs)
+	// local is where the node's own files go, beside its blob directory,
+	// or beside its spool when the objects are in object storage.
+	local := strings.TrimSuffix(blobs, ".blobs")
+	var store archive.BlobStore
+	if strings.Contains(blobs, "://") && !strings.HasPrefix(blobs, "file://") {
+		spool := cfg.Spool
+		if spool == "" {
+			if strings.Contains(cfg.Database, "://") {
+				return nil, bildrum.Errorf(bildrum.EINVALID, "node configuration: set spool, a local directory for DICOM objects on their way into object storage, when the database is not a SQLite file")
+			}
+			spool = strings.TrimSuffix(cfg.Database, filepath.Ext(cfg.Database)) + ".spool"
+		}
+		local = strings.TrimSuffix(spool, ".spool")
+		store, err = archive.OpenBucketBlobs(ctx, blobs, spool)
+	} else {
+		store, err = archive.OpenBlobs(ctx, blobs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +237,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	fedMux := http.NewServeMux()
 	(&federation.NodeServer{Region: cfg.Region, Register: n.db, Log: n.log}).Routes(fedMux)
 	federation.ReplicaRoutes(fedMux, n.db, time.Now, n.log)
-	signer, err := query.LoadSigner(strings.TrimSuffix(blobs, ".blobs")+".feasibility.key", cfg.Region)
+	signer, err := query.LoadSigner(local+".feasibility.key", cfg.Region)
 	if err != nil {
 		return nil, err
 	}
@@ -232,10 +256,12 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	if threshold == 0 {
 		threshold = 10
 	}
+	// Suppression is decided over every period kind at once, so that no
+	// answer adds up with another to a hidden cell, and once per data
+	// version.
+	indicators := quality.NewIndicatorCache(n.db, cfg.Region, targets, threshold)
 	federation.IndicatorRoutes(fedMux, func(ctx context.Context, period string) (any, error) {
-		// Suppression is decided over every period kind at once, so that
-		// no answer adds up with another to a hidden cell.
-		return quality.Indicators(ctx, n.db, cfg.Region, period, targets, threshold)
+		return indicators.Indicators(ctx, period)
 	}, n.log)
 	n.servers = []server{
 		newHTTPServer(webMux, webL, nil, n.log),
@@ -298,6 +324,7 @@ func (n *Node) Close() error {
 	n.background.Wait()
 	if n.archive != nil {
 		n.archive.Wait()
+		n.archive.Blobs().Close()
 	}
 	if n.db != nil {
 		return n.db.Close()
