@@ -1,7 +1,8 @@
 // Package archivetest makes DICOM PS3.10 files for tests and benchmarks of
 // the archive: synthetic digital mammograms (For Presentation) with 16-bit
 // pixel data, written directly in Explicit VR Little Endian so that sizes up
-// to full-field mammograms cost little time.
+// to full-field mammograms cost little time. It also starts s3rver, an
+// S3-compatible server, for the archive's tests on s3:// (S3rver).
 package archivetest
 
 import (

@@ -196,7 +196,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	}
 	// local is where the node's own files go, beside its blob directory,
 	// or beside its spool when the objects are in object storage.
-	local := strings.TrimSuffix(blobs, ".blobs")
+	local := strings.TrimSuffix(strings.TrimPrefix(blobs, "file://"), ".blobs")
 	var store archive.BlobStore
 	if strings.Contains(blobs, "://") && !strings.HasPrefix(blobs, "file://") {
 		spool := cfg.Spool
