@@ -184,7 +184,7 @@ func startLitewitness(t *testing.T, origin string) *litewitness {
 	w.url = "http://" + addr
 	cmd := exec.Command(program, "-name", w.name, "-db", w.db, "-ssh-agent", sock,
 		"-key", ssh.FingerprintSHA256(sshPub), "-listen", addr)
-	var out lockedBuffer
+	var out testenv.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -228,21 +228,4 @@ func (w *litewitness) trust(t *testing.T, vkey string) {
 	if _, err := db.Exec(`INSERT INTO key (origin, key) VALUES (?, ?)`, v.Name(), vkey); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

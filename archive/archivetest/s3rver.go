@@ -2,7 +2,6 @@ package archivetest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -81,7 +80,7 @@ func S3rver(t testing.TB, bucket string) *S3Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var output lockedBuffer // s3rver's log of requests and errors
+	var output testenv.LockedBuffer // s3rver's log of requests and errors
 	cmd.Stderr = &output
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start s3rver: %v", err)
@@ -181,22 +180,4 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// lockedBuffer collects a process's output, written from another goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

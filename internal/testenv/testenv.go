@@ -253,7 +253,7 @@ func BrowserContext(t testing.TB) context.Context {
 		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")),
 		chromedp.WindowSize(1280, 1024),
 	)
-	var output lockedBuffer
+	var output LockedBuffer
 	opts = append(opts, chromedp.CombinedOutput(&output))
 
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), BrowserTimeout)
@@ -302,20 +302,23 @@ func consoleLine(m chromedp.ConsoleMessage) string {
 	return fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line+1)
 }
 
-// lockedBuffer collects the output of the browser process, which is written
-// from another goroutine.
-type lockedBuffer struct {
+// LockedBuffer collects the output of a process that tests start (a
+// browser, a server), which is written from another goroutine while the
+// test may read it.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+// String returns what was written so far.
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
