@@ -2,7 +2,9 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bildrum/bildrum"
@@ -203,5 +205,80 @@ func TestBulkImportRefreshesStatistics(t *testing.T) {
 	}
 	if tuples < float64(res.Changed)*0.9 {
 		t.Errorf("after importing %d episodes the planner estimates %.0f rows; want statistics refreshed by the import", res.Changed, tuples)
+	}
+}
+
+// TestPutEpisodeStreamEndsItsStream checks the goroutine that reads the
+// stream ahead of the writes: an error in the stream, or a write that ends
+// (here by cancellation), stores nothing, and the stream is never run
+// after PutEpisodeStream returns.
+func TestPutEpisodeStreamEndsItsStream(t *testing.T) {
+	var rows []bildrum.ScreeningEpisode
+	if _, err := synth.Generate(context.Background(), synth.Config{Seed: 6, Regions: []string{"12"}, Generate: 1500}, func(e bildrum.ScreeningEpisode) error {
+		rows = append(rows, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 9000 {
+		t.Fatalf("%d synthetic rows; the test needs chunks to be in flight", len(rows))
+	}
+	broken := errors.New("truncated file")
+	cases := []struct {
+		name string
+		// at row i the stream fails (err), or cancels the import
+		at     int
+		err    error
+		cancel bool
+	}{
+		{"the stream fails", 7000, broken, false},
+		{"the import is cancelled", 5000, nil, true},
+	}
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			db := open(t, eng.dsn(t), sqlstore.PartNode)
+			for _, c := range cases {
+				ctx, cancel := context.WithCancel(context.Background())
+				var returned atomic.Bool
+				var lateCalls atomic.Int32
+				stream := func(yield func(bildrum.ScreeningEpisode, error) bool) {
+					for i, e := range rows {
+						if returned.Load() {
+							lateCalls.Add(1)
+						}
+						if i == c.at {
+							if c.cancel {
+								cancel()
+							} else {
+								yield(bildrum.ScreeningEpisode{}, c.err)
+								return
+							}
+						}
+						if !yield(e, nil) {
+							return
+						}
+					}
+				}
+				_, err := db.PutEpisodeStream(ctx, stream)
+				returned.Store(true)
+				cancel()
+				switch {
+				case c.err != nil && !errors.Is(err, c.err):
+					t.Errorf("%s: error %v, want %v", c.name, err, c.err)
+				case c.cancel && !errors.Is(err, context.Canceled):
+					t.Errorf("%s: error %v, want cancellation", c.name, err)
+				}
+				if n := lateCalls.Load(); n != 0 {
+					t.Errorf("%s: the stream ran %d times after PutEpisodeStream returned", c.name, n)
+				}
+				summary, err := db.RegisterSummary(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if summary.Invitations != 0 {
+					t.Errorf("%s: %d episodes stored by a failed import", c.name, summary.Invitations)
+				}
+			}
+		})
 	}
 }
