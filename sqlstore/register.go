@@ -244,11 +244,16 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 		if err := ctx.Err(); err != nil {
 			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
 		}
-		if err := recount.touch(ctx, tx, c.episodes); err != nil {
-			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
+		changed, err := 0, recount.touch(ctx, tx, c.episodes)
+		if err == nil {
+			changed, err = d.upsertEpisodes(ctx, tx, c.episodes, c.digests, version)
 		}
-		changed, err := d.upsertEpisodes(ctx, tx, c.episodes, c.digests, version)
 		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				// Cancelled mid-statement; PostgreSQL's driver then
+				// reports only a closed connection.
+				err = ctxErr
+			}
 			return bildrum.PutResult{}, fmt.Errorf("put episodes: %w", err)
 		}
 		res.Changed += changed
