@@ -9,11 +9,15 @@
 // # Durability
 //
 // An instance is acknowledged only when both its bytes and its index entry
-// are durable: the bytes are written to a spool file and made durable under
-// their final, content-addressed key (sha256/xx/<hex>) first (see
-// FileBlobs.Ingest); then the index entry is committed. A crash between the
-// two leaves an object no index entry refers to, which is harmless and
-// which Sweep removes; it never leaves an index entry without its bytes.
+// are durable: the bytes are made durable under their final,
+// content-addressed key (sha256/xx/<hex>) first, and the index entry is
+// committed after. A large instance is received into a spool file that is
+// then ingested under its key (see FileBlobs.Ingest); a small one is
+// written from memory straight to its key, and its sync runs while the
+// index statements do, the transaction committing only when it has finished
+// (see FileBlobs.Write and commit.go). A crash between the two leaves an
+// object no index entry refers to, which is harmless and which Sweep
+// removes; it never leaves an index entry without its bytes.
 //
 // The index entries of concurrent store requests are committed together,
 // in one transaction and so one sync (group commit, see Batch.Commit):
@@ -22,7 +26,6 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -88,10 +91,11 @@ func (a *Archive) unpin(key string) {
 	a.mu.Unlock()
 }
 
-// Batch receives the instances of one store request: Add makes each
-// instance's bytes durable, Commit indexes them together, which is when
-// they are stored. Close releases what was not committed. A Batch is used by
-// one goroutine; many batches may be used at once.
+// Batch receives the instances of one store request: Add writes each
+// instance's bytes, Commit indexes them together once the bytes are
+// durable, which is when they are stored. Close releases what was not
+// committed. A Batch is used by one goroutine; many batches may be used at
+// once.
 type Batch struct {
 	// Study, when set, is the only study the batch accepts: Add refuses
 	// instances of others with ErrStudyMismatch (PS3.18 §10.5.1).
@@ -99,6 +103,33 @@ type Batch struct {
 
 	a         *Archive
 	instances []bildrum.Instance
+	syncs     []*objectSync // per instance: its object's sync under way, or nil when durable
+}
+
+// objectSync is the sync of an object written by objectWriter.Write, run
+// in a goroutine of its own from the moment the object is written.
+type objectSync struct {
+	done chan struct{}
+	err  error // once done is closed
+}
+
+// startSync runs sync in a new goroutine.
+func startSync(sync func() error) *objectSync {
+	s := &objectSync{done: make(chan struct{})}
+	go func() {
+		s.err = sync()
+		close(s.done)
+	}()
+	return s
+}
+
+// wait returns when the object is durable, or its sync failed.
+func (s *objectSync) wait() error {
+	if s == nil {
+		return nil
+	}
+	<-s.done
+	return s.err
 }
 
 // Errors of Batch.Add that are not domain errors.
@@ -115,7 +146,9 @@ func (a *Archive) NewBatch() *Batch { return &Batch{a: a} }
 
 // Receive buffers. Readers such as a multipart part return a few KB a
 // read; gathering them into large buffers before hashing and writing
-// keeps the writes to the spool file few (one per copyBuffer bytes).
+// keeps the writes to the spool file few (one per copyBuffer bytes). An
+// object that fits in one buffer is not spooled at all: it
+// is checked and stored from the buffer (see Batch.Add).
 const (
 	copyBuffer  = 256 << 10 // bytes per buffer
 	copyBuffers = 16        // buffers kept for reuse
@@ -123,7 +156,9 @@ const (
 
 // buffer returns a receive buffer, a kept one where there is one: unlike a
 // sync.Pool's, kept buffers survive garbage collections, so that small
-// objects received at a high rate allocate (and clear) none.
+// objects received at a high rate allocate (and clear) none. A kept
+// buffer holds the bytes of an earlier object: only the part of it filled
+// by the current one is ever read.
 func (a *Archive) buffer() []byte {
 	select {
 	case b := <-a.bufs:
@@ -141,21 +176,32 @@ func (a *Archive) release(b []byte) {
 	}
 }
 
+// fill reads from r into buf until buf is full or r ends, and returns the
+// bytes read and whether r ended (io.EOF). Not io.ReadFull, which would
+// hide an io.ErrUnexpectedEOF of r (a truncated body) as a short read:
+// errors of r come back wrapped in ErrReceive.
+func fill(r io.Reader, buf []byte) (n int, eof bool, err error) {
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		switch err {
+		case nil:
+		case io.EOF:
+			return n, true, nil
+		default:
+			return n, false, fmt.Errorf("%w: %w", ErrReceive, err)
+		}
+	}
+	return n, false, nil
+}
+
 // receive copies r to its end into w and h through buf, each write as
 // large as buf. It returns the bytes copied and an error of r wrapped in
 // ErrReceive, or an error of w.
 func receive(w io.Writer, h hash.Hash, r io.Reader, buf []byte) (int64, error) {
 	var n int64
 	for {
-		// Fill buf; not io.ReadFull, which would hide an
-		// io.ErrUnexpectedEOF of r (a truncated body) as a short read.
-		m := 0
-		var err error
-		for m < len(buf) && err == nil {
-			var k int
-			k, err = r.Read(buf[m:])
-			m += k
-		}
+		m, eof, err := fill(r, buf)
 		if m > 0 {
 			h.Write(buf[:m])
 			if _, err := w.Write(buf[:m]); err != nil {
@@ -163,25 +209,49 @@ func receive(w io.Writer, h hash.Hash, r io.Reader, buf []byte) (int64, error) {
 			}
 			n += int64(m)
 		}
-		switch err {
-		case nil:
-		case io.EOF:
-			return n, nil
-		default:
-			return n, fmt.Errorf("%w: %w", ErrReceive, err)
+		if err != nil || eof {
+			return n, err
 		}
 	}
 }
 
-// Add reads one DICOM PS3.10 file from r to its end, checks it, and makes
-// its bytes durable. It returns the instance as it will be indexed. Errors
-// are EINVALID for a file that is not well-formed DICOM or lacks a UID the
-// archive needs, ECONFLICT for a SOP Instance UID stored before with other
-// bytes, ErrStudyMismatch for another study than the batch's, and errors of
-// r (such as a body over its size limit) wrapped in ErrReceive.
-// Nothing of a failed Add is kept but, at worst, an unreferenced object.
+// Add reads one DICOM PS3.10 file from r to its end, checks it, and writes
+// its bytes; they are durable before Commit indexes them. It returns the
+// instance as it will be indexed. Errors are EINVALID for a file that is
+// not well-formed DICOM or lacks a UID the archive needs, ECONFLICT for a
+// SOP Instance UID stored before with other bytes (for a file larger than a
+// receive buffer; a smaller one is refused by Commit), ErrStudyMismatch for
+// another study than the batch's, and errors of r (such as a body over its
+// size limit) wrapped in ErrReceive. Nothing of a failed Add is kept but,
+// at worst, an unreferenced object.
+//
+// A file smaller than a receive buffer is read into memory, checked there,
+// and written once, straight to its object (objectWriter), without a spool
+// file: for small instances the spool file's creation, link and removal
+// cost more than the rest of storing them. Its sync starts at once and runs
+// while the request goes on and its index entry is prepared; the entry is
+// committed only when the sync has finished (see commit.go). Nor is the
+// index asked first whether the instance is stored already: the commit
+// finds a repeated instance (idempotent) or a conflicting one anyway, and
+// for a small file the question costs more than writing it again. A larger
+// file is spooled as it arrives, asked about, and then ingested, durably,
+// before Add returns.
 func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) {
 	a := b.a
+	buf := a.buffer()
+	defer func() { a.release(buf) }()
+	n, eof, err := fill(r, buf)
+	if err != nil {
+		return bildrum.Instance{}, err
+	}
+	if eof {
+		data := buf[:n]
+		sum := sha256.Sum256(data)
+		return b.add(ctx, bytesReaderAt(data), int64(n), hex.EncodeToString(sum[:]), false, func(key string) (*objectSync, error) {
+			return a.write(ctx, key, data)
+		})
+	}
+
 	f, err := a.blobs.Spool()
 	if err != nil {
 		return bildrum.Instance{}, fmt.Errorf("receive: %w", err)
@@ -194,19 +264,27 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 		}
 	}()
 	h := sha256.New()
-	buf := a.buffer()
-	n, err := receive(f, h, r, buf)
+	h.Write(buf[:n])
+	if _, err := f.Write(buf[:n]); err != nil {
+		return bildrum.Instance{}, fmt.Errorf("receive: %w", err)
+	}
+	rest, err := receive(f, h, r, buf)
 	if err != nil {
-		a.release(buf)
 		return bildrum.Instance{}, err
 	}
-	// An object that fit in the buffer is read back from it, not the file.
-	var file io.ReaderAt = f
-	if n <= int64(len(buf)) {
-		file = bytes.NewReader(buf[:n])
-	}
-	hdr, err := ReadHeader(file, n)
-	a.release(buf)
+	return b.add(ctx, f, int64(n)+rest, hex.EncodeToString(h.Sum(nil)), true, func(key string) (*objectSync, error) {
+		ingested = true
+		return nil, a.blobs.Ingest(ctx, key, f)
+	})
+}
+
+// add checks the file of size bytes in file, with the hex SHA-256 sum, and
+// calls store to write its bytes under their key, unless lookup is set and
+// the index holds the instance already; see Add. store returns the sync
+// that makes them durable, or nil when they are.
+func (b *Batch) add(ctx context.Context, file io.ReaderAt, size int64, sum string, lookup bool, store func(key string) (*objectSync, error)) (bildrum.Instance, error) {
+	a := b.a
+	hdr, err := ReadHeader(file, size)
 	if err != nil {
 		return bildrum.Instance{}, bildrum.Errorf(bildrum.EINVALID, "%v", err)
 	}
@@ -217,17 +295,20 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 	if b.Study != "" && inst.Study.StudyInstanceUID != b.Study {
 		return inst, fmt.Errorf("%w: the instance belongs to study %s, not to study %s of the request", ErrStudyMismatch, inst.Study.StudyInstanceUID, b.Study)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	inst.Object = bildrum.Object{Key: ObjectKey(sum), Size: n, SHA256: sum, Received: a.now().UTC()}
+	inst.Object = bildrum.Object{Key: ObjectKey(sum), Size: size, SHA256: sum, Received: a.now().UTC()}
 
 	// An instance stored before needs no second copy of its bytes, and
 	// one stored with other bytes will be refused: keep neither.
-	prev, err := a.index.Instance(ctx, inst.SOPInstanceUID)
+	prev, err := bildrum.Instance{}, bildrum.Errorf(bildrum.ENOTFOUND, "not asked")
+	if lookup {
+		prev, err = a.index.Instance(ctx, inst.SOPInstanceUID)
+	}
 	switch {
 	case err == nil && prev.Object.SHA256 == sum:
 		inst.Object = prev.Object
 		a.pin(inst.Object.Key) // as every instance of the batch, for Close and the committer to unpin
 		b.instances = append(b.instances, inst)
+		b.syncs = append(b.syncs, nil)
 		return inst, nil
 	case err == nil:
 		return inst, bildrum.Errorf(bildrum.ECONFLICT, "SOP Instance %s is already stored with other content: a changed instance needs a new SOP Instance UID", inst.SOPInstanceUID)
@@ -236,13 +317,37 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 	}
 
 	a.pin(inst.Object.Key)
-	ingested = true
-	if err := a.blobs.Ingest(ctx, inst.Object.Key, f); err != nil {
+	sync, err := store(inst.Object.Key)
+	if err != nil {
 		a.unpin(inst.Object.Key)
 		return inst, err
 	}
 	b.instances = append(b.instances, inst)
+	b.syncs = append(b.syncs, sync)
 	return inst, nil
+}
+
+// write writes data under key and starts making it durable, where the blob
+// store takes objects from memory; where not, it makes data durable
+// through a spool file before it returns (and returns a nil sync).
+func (a *Archive) write(ctx context.Context, key string, data []byte) (*objectSync, error) {
+	if w, ok := a.blobs.(objectWriter); ok {
+		sync, err := w.Write(ctx, key, data)
+		if err != nil {
+			return nil, err
+		}
+		return startSync(sync), nil
+	}
+	f, err := a.blobs.Spool()
+	if err != nil {
+		return nil, fmt.Errorf("receive: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("receive: %w", err)
+	}
+	return nil, a.blobs.Ingest(ctx, key, f)
 }
 
 // Commit indexes the instances added and returns one error per instance in
@@ -258,9 +363,9 @@ func (b *Batch) Commit(ctx context.Context) ([]error, error) {
 	if len(b.instances) == 0 {
 		return nil, nil
 	}
-	instances := b.instances
-	b.instances = nil // the committer unpins them
-	errs, err := b.a.groupCommit(ctx, instances)
+	instances, syncs := b.instances, b.syncs
+	b.instances, b.syncs = nil, nil // the committer unpins them
+	errs, err := b.a.groupCommit(ctx, instances, syncs)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -271,12 +376,12 @@ func (b *Batch) Commit(ctx context.Context) ([]error, error) {
 func (b *Batch) Instances() []bildrum.Instance { return b.instances }
 
 // Close releases the instances not committed; their objects are left for
-// Sweep.
+// Sweep (a sync under way finishes on its own).
 func (b *Batch) Close() {
 	for _, in := range b.instances {
 		b.a.unpin(in.Object.Key)
 	}
-	b.instances = nil
+	b.instances, b.syncs = nil, nil
 }
 
 // Store receives and indexes one PS3.10 file: Add and Commit of a batch of

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bildrum/bildrum"
@@ -42,10 +43,27 @@ type BlobStore interface {
 	Close() error
 }
 
+// objectWriter is a BlobStore that can also take a whole object from
+// memory, more cheaply than through a spool file, and make it durable
+// later. Write writes data under key and returns sync, which makes it
+// durable; when sync returns nil the object is durable, with the contract of
+// Ingest: a key that exists is replaced by the same bytes, and a failed
+// Write or sync may leave an incomplete object under key, which no index
+// entry refers to. sync must be called exactly once, from any goroutine;
+// nothing may refer to key before it returned nil. The archive stores
+// objects smaller than a receive buffer through Write when its blob store
+// has it, running sync while it indexes them (see Batch.Add), and through
+// Spool and Ingest when not.
+type objectWriter interface {
+	Write(ctx context.Context, key string, data []byte) (sync func() error, err error)
+}
+
+var _ objectWriter = (*FileBlobs)(nil)
+
 // OpenBlobs opens the blob store named by a URL: file:///path (or a plain
-// path) for a directory on a local file system, the default; other schemes
-// (s3://bucket?region=…, gs://, azblob://) open object storage through
-// gocloud.dev/blob where the binary is built with it.
+// path) for a directory on a local file system, the default, or
+// s3://bucket?region=… for S3-compatible object storage through
+// gocloud.dev/blob (OpenBucketBlobs, with a spool directory of the process).
 func OpenBlobs(ctx context.Context, rawURL string) (BlobStore, error) {
 	if !strings.Contains(rawURL, "://") {
 		return OpenFileBlobs(rawURL)
@@ -82,7 +100,44 @@ func OpenFileBlobs(dir string) (*FileBlobs, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return nil, bildrum.Errorf(bildrum.EINVALID, "cannot create blob directory %s (%v): choose another", dir, errors.Unwrap(err))
 	}
-	return &FileBlobs{dir: filepath.Clean(dir), made: map[string]bool{}}, nil
+	b := &FileBlobs{dir: filepath.Clean(dir), made: map[string]bool{}}
+	if err := b.makeShards(); err != nil {
+		return nil, bildrum.Errorf(bildrum.EINVALID, "cannot create the object directories of blob directory %s (%v): check that it is writable", dir, errors.Unwrap(err))
+	}
+	return b, nil
+}
+
+// makeShards makes sure that the 256 directories of the archive's keys
+// (sha256/00 … sha256/ff, see ObjectKey) exist durably, creating those
+// missing, so that storing an object never waits for a new directory and
+// its parents' fsyncs: on a new store, most of the first few hundred
+// objects would.
+func (b *FileBlobs) makeShards() error {
+	top := filepath.Join(b.dir, "sha256")
+	if err := mkdirSynced(top); err != nil {
+		return err
+	}
+	spreadSubdirs(top)
+	shards := make([]string, 256)
+	for i := range shards {
+		shards[i] = filepath.Join(top, fmt.Sprintf("%02x", i))
+		if err := os.Mkdir(shards[i], 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	// As mkdir does the first time in a process: even when nothing was
+	// created now, a process killed after creating them may not have synced.
+	for _, d := range []string{top, b.dir} {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range append(shards, top, b.dir) {
+		b.made[d] = true
+	}
+	return nil
 }
 
 // Dir returns the directory of the store.
@@ -134,16 +189,8 @@ func (b *FileBlobs) Ingest(ctx context.Context, key string, f *os.File) error {
 		return fmt.Errorf("ingest %s: %w", key, err)
 	}
 	if err := os.Link(f.Name(), p); err == nil {
-		var dirErr error
-		var wg sync.WaitGroup
-		wg.Go(func() { dirErr = syncDir(dir) })
-		err := f.Sync()
-		wg.Wait()
-		if err != nil {
-			return fmt.Errorf("ingest %s: sync: %w", key, err)
-		}
-		if dirErr != nil {
-			return fmt.Errorf("ingest %s: %w", key, dirErr)
+		if err := syncFileAndDir(f, dir); err != nil {
+			return fmt.Errorf("ingest %s: %w", key, err)
 		}
 		return nil
 	}
@@ -159,10 +206,87 @@ func (b *FileBlobs) Ingest(ctx context.Context, key string, f *os.File) error {
 	return nil
 }
 
+// Write writes data under key, for objects small enough to be held in
+// memory, and returns sync, which makes the object durable (see
+// objectWriter). Where key does not exist yet, Write creates the object's
+// file under its final name (O_EXCL, so never over another file) and writes
+// data in one write; sync fsyncs the file and its directory at the same
+// time: one file created and nothing renamed or removed, where a spool file
+// costs a creation, a link and a removal. As with Ingest's link, writing
+// under the final name before the bytes are durable is safe because nothing
+// refers to key before sync returns: a crash leaves at worst an incomplete
+// object that no index entry names, which Sweep removes. Where key exists
+// (an earlier copy, possibly such an incomplete one, or one another request
+// is writing right now), Write puts the bytes in a spool file that Ingest
+// renames over key, so that the name only ever changes to complete bytes;
+// the object is then durable when Write returns.
+func (b *FileBlobs) Write(ctx context.Context, key string, data []byte) (func() error, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(p)
+	if err := b.mkdir(dir); err != nil {
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := b.putSpooled(ctx, key, data); err != nil {
+			return nil, err
+		}
+		return func() error { return nil }, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	// A failed write leaves the incomplete file: removing it could remove
+	// the complete object that a concurrent Write of the same bytes has
+	// renamed over it meanwhile.
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", key, err)
+	}
+	return func() error {
+		defer f.Close()
+		if err := syncFileAndDir(f, dir); err != nil {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+		return nil
+	}, nil
+}
+
+// putSpooled makes data durable under an existing key through a spool
+// file and Ingest.
+func (b *FileBlobs) putSpooled(ctx context.Context, key string, data []byte) error {
+	f, err := b.Spool()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: spool: %w", key, err)
+	}
+	return b.Ingest(ctx, key, f)
+}
+
+// syncFileAndDir fsyncs f and the directory dir at the same time: the
+// directory's fsync beside the file's own adds no wait (docs/benchmarks.md).
+func syncFileAndDir(f *os.File, dir string) error {
+	var dirErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { dirErr = syncDir(dir) })
+	err := f.Sync()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return dirErr
+}
+
 // mkdir makes sure that dir, inside the store, exists durably, remembering
 // it once it does. The first time in a process it fsyncs every parent up to
-// the store's directory even when dir existed: a process killed after
-// creating it may not have.
+// the store's directory, or to one known durable, even when dir existed: a
+// process killed after creating it may not have.
 func (b *FileBlobs) mkdir(dir string) error {
 	b.mu.Lock()
 	made := b.made[dir]
@@ -177,8 +301,11 @@ func (b *FileBlobs) mkdir(dir string) error {
 		if err := syncDir(d); err != nil {
 			return err
 		}
-		if d == b.dir {
-			break
+		b.mu.Lock()
+		made := b.made[d]
+		b.mu.Unlock()
+		if made || d == b.dir {
+			break // d's own entry, and its parents', are durable already
 		}
 	}
 	b.mu.Lock()
@@ -204,7 +331,7 @@ func mkdirSynced(dir string) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := openFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -213,6 +340,23 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// openFile is os.OpenFile for files that are only written and synced, or
+// directories only synced: it does not offer the file to the runtime's
+// network poller, which for a regular file or directory costs system calls
+// (a non-blocking flag set and cleared, a failed epoll registration) that
+// are many beside the few the store makes for a small object.
+func openFile(name string, flag int, perm uint32) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, perm)
+		if err == syscall.EINTR {
+			continue
+		} else if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
 }
 
 // Open returns the object's file: an *os.File, which net/http sends with

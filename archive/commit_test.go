@@ -120,6 +120,7 @@ func TestCommitRound(t *testing.T) {
 				}
 				round = append(round, &commit{ctx: context.Background(), instances: b, done: make(chan struct{})})
 			}
+			a.pending.Add(len(round)) // as enqueue does
 			a.commitRound(round)
 			if got := fmt.Sprint(idx.calls); got != fmt.Sprint(tt.calls) {
 				t.Errorf("PutInstances calls of sizes %s, want %v", got, tt.calls)
@@ -168,11 +169,11 @@ func TestCommitWaitsForItsRound(t *testing.T) {
 	idx := &gatedIndex{memIndex: newMemIndex(""), entered: make(chan struct{}), release: make(chan struct{})}
 	a := New(idx, nil)
 	ctx := context.Background()
-	first := a.enqueue(ctx, []bildrum.Instance{inst("1", "a")})
+	first := a.enqueue(ctx, []bildrum.Instance{inst("1", "a")}, nil)
 	<-idx.entered // the first round is inside PutInstances
 	var more []*commit
 	for _, uid := range []string{"2", "3", "4"} {
-		more = append(more, a.enqueue(ctx, []bildrum.Instance{inst(uid, uid)}))
+		more = append(more, a.enqueue(ctx, []bildrum.Instance{inst(uid, uid)}, nil))
 	}
 	select {
 	case <-first.done:
@@ -216,7 +217,7 @@ func TestWaitOutlastsAbandonedRequests(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := a.groupCommit(ctx, []bildrum.Instance{inst("1", "a")})
+		_, err := a.groupCommit(ctx, []bildrum.Instance{inst("1", "a")}, nil)
 		gaveUp <- err
 	}()
 	<-idx.entered // the round is inside PutInstances
@@ -236,4 +237,150 @@ func TestWaitOutlastsAbandonedRequests(t *testing.T) {
 	if _, err := idx.Instance(context.Background(), "1"); err != nil {
 		t.Errorf("after Wait the abandoned instance is not indexed: %v", err)
 	}
+}
+
+// gatedMemIndex is a memIndex that keeps the contract of gatingIndex: it
+// signals entered when its statements have run, commits only when the gate
+// returns nil, and makes a commit durable when the test sends its result on
+// durable.
+type gatedMemIndex struct {
+	*memIndex
+	entered chan struct{}
+	durable chan error
+}
+
+func (g *gatedMemIndex) PutInstancesGated(ctx context.Context, instances []bildrum.Instance, gate func() ([]bildrum.Instance, error)) ([]error, func() error, error) {
+	g.entered <- struct{}{}
+	for {
+		more, err := gate()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(more) == 0 {
+			break
+		}
+		instances = append(instances, more...)
+	}
+	errs, err := g.memIndex.PutInstances(ctx, instances)
+	if err != nil {
+		return nil, nil, err
+	}
+	return errs, func() error { return <-g.durable }, nil
+}
+
+// TestCommitWaitsForObjects checks that a round commits only once the
+// objects of all its instances are durable; that batches queued while it
+// waits join it, and it then waits for their objects too; and that an
+// object that could not be made durable fails its own instance alone: the
+// other instances of its batch and of the round are indexed.
+func TestCommitWaitsForObjects(t *testing.T) {
+	ctx := context.Background()
+	idx := &gatedMemIndex{memIndex: newMemIndex(""), entered: make(chan struct{}, 4), durable: make(chan error, 4)}
+	a := New(idx, nil)
+	idx.durable <- nil
+	idx.durable <- nil
+	pending := func() *objectSync { return &objectSync{done: make(chan struct{})} }
+	first, failing, last := pending(), pending(), pending()
+	one := a.enqueue(ctx, []bildrum.Instance{inst("1", "a")}, []*objectSync{first})
+	<-idx.entered // the round's statements have run; its gate waits
+	two := a.enqueue(ctx, []bildrum.Instance{inst("2", "b"), inst("3", "c"), inst("4", "d")}, []*objectSync{failing, nil, last})
+	close(first.done) // the round takes batch two and waits for its objects
+	failing.err = errors.New("input/output error")
+	close(failing.done)
+	select {
+	case <-one.done:
+		t.Fatal("a round was acknowledged before the objects of all its instances were durable")
+	default:
+	}
+	close(last.done)
+	<-one.done
+	<-two.done
+	if one.err != nil || len(one.errs) != 1 || one.errs[0] != nil {
+		t.Errorf("batch one: %v, %v; want one nil error", one.errs, one.err)
+	}
+	if two.err != nil || len(two.errs) != 3 || two.errs[0] == nil || two.errs[1] != nil || two.errs[2] != nil {
+		t.Errorf("batch two: %v, %v; want the sync's error for the first instance alone", two.errs, two.err)
+	}
+	for uid, want := range map[string]bool{"1": true, "2": false, "3": true, "4": true} {
+		if _, err := idx.Instance(ctx, uid); (err == nil) != want {
+			t.Errorf("instance %s indexed: %v, want %v", uid, err == nil, want)
+		}
+	}
+	// One transaction that failed on the object, then one per batch.
+	if got := fmt.Sprint(idx.calls); got != "[1 2]" {
+		t.Errorf("PutInstances calls of sizes %s, want [1 2]: batch one alone, batch two without its failed instance", got)
+	}
+	a.Wait()
+	if len(a.pins) != 0 {
+		t.Errorf("pins left: %v", a.pins)
+	}
+}
+
+// TestCommitJoinsWaitingRound checks that batches queued while a round
+// waits for its objects are committed in that round's transaction, as long
+// as the round has room.
+func TestCommitJoinsWaitingRound(t *testing.T) {
+	ctx := context.Background()
+	idx := &gatedMemIndex{memIndex: newMemIndex(""), entered: make(chan struct{}, 4), durable: make(chan error, 4)}
+	for range 4 {
+		idx.durable <- nil
+	}
+	a := New(idx, nil)
+	sync := &objectSync{done: make(chan struct{})}
+	first := a.enqueue(ctx, []bildrum.Instance{inst("1", "a")}, []*objectSync{sync})
+	<-idx.entered
+	big := make([]bildrum.Instance, maxRoundInstances)
+	for i := range big {
+		big[i] = inst(fmt.Sprint("big", i), fmt.Sprint("big", i))
+	}
+	batches := []*commit{
+		a.enqueue(ctx, []bildrum.Instance{inst("2", "b")}, nil),
+		a.enqueue(ctx, []bildrum.Instance{inst("3", "c"), inst("4", "d")}, nil),
+		a.enqueue(ctx, big, nil), // no room left: the next round
+	}
+	close(sync.done)
+	<-first.done
+	for i, c := range batches {
+		<-c.done
+		if c.err != nil || len(c.errs) != len(c.instances) {
+			t.Errorf("batch %d: %v, %v", i, c.errs, c.err)
+		}
+	}
+	if got := fmt.Sprint(idx.calls); got != fmt.Sprint([]int{4, maxRoundInstances}) {
+		t.Errorf("PutInstances calls of sizes %s, want [4 %d]: the first round with the two batches that fit", got, maxRoundInstances)
+	}
+}
+
+// TestCommitAcknowledgesWhenDurable checks that a round committed by an
+// index that makes its commits durable later is acknowledged only when
+// that is done, that the committer runs the next round meanwhile, and that
+// a round whose commit could not be made durable fails as a whole.
+func TestCommitAcknowledgesWhenDurable(t *testing.T) {
+	ctx := context.Background()
+	idx := &gatedMemIndex{memIndex: newMemIndex(""), entered: make(chan struct{}, 4), durable: make(chan error)}
+	a := New(idx, nil)
+	first := a.enqueue(ctx, []bildrum.Instance{inst("1", "a")}, nil)
+	<-idx.entered
+	// The first round has committed and waits for the disk; the next
+	// round runs meanwhile.
+	second := a.enqueue(ctx, []bildrum.Instance{inst("2", "b")}, nil)
+	<-idx.entered
+	select {
+	case <-first.done:
+		t.Fatal("a round was acknowledged before its commit was durable")
+	default:
+	}
+	idx.durable <- nil
+	idx.durable <- errors.New("input/output error")
+	<-first.done
+	<-second.done
+	if first.err != nil || len(first.errs) != 1 || first.errs[0] != nil {
+		t.Errorf("first round: %v, %v; want stored", first.errs, first.err)
+	}
+	if second.err == nil {
+		t.Errorf("second round: %v, %v; want the sync's error", second.errs, second.err)
+	}
+	waited := make(chan struct{})
+	go func() { a.Wait(); close(waited) }()
+	<-waited
 }

@@ -265,7 +265,11 @@ type cursor struct {
 }
 
 func newCursor(r io.ReaderAt, size int64) *cursor {
-	return &cursor{r: r, end: size, win: make([]byte, 0, 64<<10)}
+	if b, ok := r.(bytesReaderAt); ok && int64(len(b)) >= size {
+		// In memory: the window is the file, read without copying.
+		return &cursor{r: r, end: size, win: b[:size:size]}
+	}
+	return &cursor{r: r, end: size, win: make([]byte, 0, min(size, 64<<10))}
 }
 
 func (c *cursor) remaining() int64 { return c.end - c.off }

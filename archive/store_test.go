@@ -230,3 +230,58 @@ func TestIngest(t *testing.T) {
 		})
 	}
 }
+
+// TestWrite checks the ways FileBlobs.Write names an object: a new key,
+// a key holding an incomplete object a crash left, a key holding the same
+// bytes. After its sync the key must hold the bytes and no spool file may
+// remain.
+func TestWrite(t *testing.T) {
+	want := []byte("the complete object")
+	tests := []struct {
+		name   string
+		before []byte // the key's content before; nil for none
+	}{
+		{"new key", nil},
+		{"incomplete object left by a crash", want[:5]},
+		{"same bytes", want},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			b, err := archive.OpenFileBlobs(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := archive.ObjectKey(sum(want))
+			if tt.before != nil {
+				p := filepath.Join(b.Dir(), key)
+				os.MkdirAll(filepath.Dir(p), 0o700)
+				if err := os.WriteFile(p, tt.before, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sync, err := b.Write(ctx, key, want)
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if err := sync(); err != nil {
+				t.Fatalf("sync: %v", err)
+			}
+			rc, err := b.Open(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, want) {
+				t.Errorf("after Write the key holds %q, want %q", got, want)
+			}
+			b.Walk(ctx, func(k, spool string, _ time.Time) error {
+				if spool != "" {
+					t.Errorf("spool file %s left after Write", spool)
+				}
+				return nil
+			})
+		})
+	}
+}

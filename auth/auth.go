@@ -1,18 +1,24 @@
 // Package auth authenticates bearer tokens against a part's credential store
 // and checks roles, so that every API of bildrum knows who asks before it
 // answers. Tokens are random or derived from a secret key; stores keep only
-// their SHA-256.
+// their SHA-256. A verified token is trusted for a few seconds
+// (Authenticator.CacheTTL) without asking the store again, which is how
+// long a revocation may take to reach a part.
 package auth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/bildrum/bildrum"
 	"github.com/bildrum/bildrum/problem"
@@ -39,9 +45,46 @@ func DerivedToken(key []byte, name string) string {
 }
 
 // Authenticator checks bearer tokens against the credentials of one part.
+//
+// It keeps the principals of tokens it has verified for CacheTTL, so that a
+// client sending many requests costs one store lookup per TTL rather than
+// one per request. The cache is keyed by the token's SHA-256
+// (bildrum.TokenHash), never by the token, and holds only tokens the store
+// accepted: an unknown token is looked up every time and never cached. A
+// credential removed or changed in the store therefore takes effect within
+// CacheTTL: a revoked token is refused at the latest CacheTTL after its
+// last successful lookup. An Authenticator is safe for concurrent use and
+// must not be copied after first use.
 type Authenticator struct {
+	// Store holds the credentials the part accepts. Required.
 	Store bildrum.CredentialStore
-	Log   *slog.Logger
+	// Log receives the internal errors of the requests Require refuses;
+	// nil logs none.
+	Log *slog.Logger
+	// CacheTTL is how long a verified token is trusted without asking the
+	// store again, and so the longest a revocation may take to reach this
+	// part. Default (0) DefaultCacheTTL; negative: no cache, every request
+	// asks the store.
+	CacheTTL time.Duration
+	// Now is the clock of the cache. Default time.Now.
+	Now func() time.Time
+
+	mu    sync.Mutex // guards cache
+	cache map[bildrum.TokenHash]cachedPrincipal
+}
+
+// DefaultCacheTTL is the default of Authenticator.CacheTTL.
+const DefaultCacheTTL = 10 * time.Second
+
+// maxCached bounds the tokens an Authenticator keeps: when full, expired
+// ones are dropped, and then arbitrary ones.
+const maxCached = 4096
+
+// cachedPrincipal is the principal of a verified token and when the store
+// said so.
+type cachedPrincipal struct {
+	p        bildrum.Principal
+	verified time.Time
 }
 
 // SessionCookie is the cookie a browser carries after signing in: the same
@@ -71,13 +114,71 @@ func (a *Authenticator) Authenticate(r *http.Request) (bildrum.Principal, error)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
 		return bildrum.Principal{}, bildrum.Errorf(bildrum.EUNAUTHORIZED, "the Authorization header must be 'Bearer TOKEN'")
 	}
-	p, err := a.Store.PrincipalByToken(r.Context(), bildrum.HashToken(strings.TrimSpace(token)))
+	return a.principal(r.Context(), bildrum.HashToken(strings.TrimSpace(token)))
+}
+
+// principal returns the principal of a token hash: from the cache while it
+// was verified less than the TTL ago, else from the store, caching it.
+func (a *Authenticator) principal(ctx context.Context, hash bildrum.TokenHash) (bildrum.Principal, error) {
+	ttl := a.CacheTTL
+	if ttl == 0 {
+		ttl = DefaultCacheTTL
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	if ttl > 0 {
+		t := now()
+		a.mu.Lock()
+		c, ok := a.cache[hash]
+		a.mu.Unlock()
+		// A clock that went back does not stretch the TTL.
+		if ok && !t.Before(c.verified) && t.Sub(c.verified) < ttl {
+			return c.p, nil
+		}
+	}
+	p, err := a.Store.PrincipalByToken(ctx, hash)
 	if bildrum.ErrorCode(err) == bildrum.ENOTFOUND {
+		a.forget(hash)
 		return bildrum.Principal{}, bildrum.Errorf(bildrum.EUNAUTHORIZED, "unknown or revoked bearer token")
 	} else if err != nil {
-		return bildrum.Principal{}, err
+		return bildrum.Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if ttl > 0 {
+		a.remember(hash, cachedPrincipal{p: p, verified: now()}, ttl)
 	}
 	return p, nil
+}
+
+// remember caches the principal of a verified token hash.
+func (a *Authenticator) remember(hash bildrum.TokenHash, c cachedPrincipal, ttl time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cache == nil {
+		a.cache = map[bildrum.TokenHash]cachedPrincipal{}
+	}
+	if _, ok := a.cache[hash]; !ok && len(a.cache) >= maxCached {
+		for h, old := range a.cache {
+			if c.verified.Sub(old.verified) >= ttl || c.verified.Before(old.verified) {
+				delete(a.cache, h)
+			}
+		}
+		for h := range a.cache {
+			if len(a.cache) < maxCached {
+				break
+			}
+			delete(a.cache, h)
+		}
+	}
+	a.cache[hash] = c
+}
+
+// forget drops a token hash the store no longer knows.
+func (a *Authenticator) forget(hash bildrum.TokenHash) {
+	a.mu.Lock()
+	delete(a.cache, hash)
+	a.mu.Unlock()
 }
 
 // Require wraps h so that it runs only for a principal holding one of the

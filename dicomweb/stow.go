@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/bildrum/bildrum"
 	"github.com/bildrum/bildrum/archive"
@@ -67,12 +68,21 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
 	// The multipart reader reads 4 KB at a time; a large buffer under it
 	// lets each read from the connection take what has arrived, instead of
-	// a system call per 4 KB of a mammogram.
-	size := stowReadBuffer
-	if r.ContentLength > 0 && r.ContentLength < int64(size) {
-		size = int(r.ContentLength)
+	// a system call per 4 KB of a mammogram. A body of known small size
+	// gets a buffer of its size; any other (such as a chunked one, whose
+	// size is unknown) one of the pool's.
+	var br *bufio.Reader
+	if r.ContentLength > 0 && r.ContentLength < stowReadBuffer {
+		br = bufio.NewReaderSize(body, int(r.ContentLength))
+	} else {
+		br = stowReaders.Get().(*bufio.Reader)
+		br.Reset(body)
+		defer func() {
+			br.Reset(nil) // drop the request's body and buffered bytes
+			stowReaders.Put(br)
+		}()
 	}
-	mr := multipart.NewReader(bufio.NewReaderSize(body, size), params["boundary"])
+	mr := multipart.NewReader(br, params["boundary"])
 
 	type outcome struct {
 		inst    bildrum.Instance
@@ -146,11 +156,15 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 		if !outcomes[i].batched {
 			continue
 		}
-		if err := errs[j]; err != nil {
+		switch err := errs[j]; bildrum.ErrorCode(err) {
+		case "":
+		case bildrum.EINVALID:
+			outcomes[i].failure, outcomes[i].reason = FailureCannotUnderstand, bildrum.ErrorMessage(err)
+		case bildrum.ECONFLICT:
 			outcomes[i].failure, outcomes[i].reason = FailureDuplicateInstance, bildrum.ErrorMessage(err)
-			if bildrum.ErrorCode(err) == bildrum.EINVALID {
-				outcomes[i].failure = FailureCannotUnderstand
-			}
+		default: // the instance's bytes could not be made durable
+			s.cfg.Log.Error("stow: store failed", "err", err)
+			outcomes[i].failure, outcomes[i].reason = FailureOutOfResources, "the archive could not write the instance: the operator has been told"
 		}
 		j++
 	}
@@ -201,6 +215,12 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 // stowReadBuffer is the size of the buffer a STOW-RS body is read through
 // (smaller for a smaller body).
 const stowReadBuffer = 256 << 10
+
+// stowReaders keeps the read buffers of STOW-RS bodies for reuse, so that a
+// stream of small requests of unknown length does not allocate and clear
+// stowReadBuffer bytes for each. A reader is Reset to its request's body
+// when taken, which discards whatever it buffered before.
+var stowReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, stowReadBuffer) }}
 
 func (s *Server) tooLarge() string {
 	return fmt.Sprintf("the request body is larger than this server accepts (%d bytes): nothing was stored; send the instances in several requests", s.cfg.MaxRequestBytes)

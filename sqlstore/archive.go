@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,8 +15,45 @@ var _ bildrum.ImageIndex = (*DB)(nil)
 
 // PutInstances indexes instances in one transaction; see bildrum.ImageIndex.
 func (d *DB) PutInstances(ctx context.Context, instances []bildrum.Instance) ([]error, error) {
-	results := make([]error, len(instances))
-	tx, err := d.db.BeginTx(ctx, nil)
+	return d.putInstances(ctx, d.db.BeginTx, instances, nil)
+}
+
+// PutInstancesGated is the archive's group commit's way to index: it is
+// PutInstances, except that
+//
+//   - it calls gate, when not nil, after the instances' statements and
+//     before the commit. When gate returns more instances, it indexes them
+//     in the same transaction and calls gate again; it commits when gate
+//     returns none, and when gate returns an error it rolls back and
+//     returns that error. The committer waits there for the instances'
+//     objects to become durable, their syncs running while the statements
+//     do, and adds the batches that arrived meanwhile; the index entries
+//     still reach the disk only after the objects. errs holds one result
+//     per instance: those of instances, then those of each return of gate
+//     in turn.
+//   - on SQLite, the commit does not wait for the disk: when it returns nil,
+//     the instances are committed (readers see them), and they are durable
+//     once sync returns nil. The next transaction can run meanwhile, so
+//     that the disk's wait of one round of the committer overlaps the work
+//     of the next (see indexWriter). On PostgreSQL the commit is durable and
+//     sync returns nil at once.
+//
+// When sync fails, the instances may or may not survive a crash; it fails
+// from then on, as a failed fsync may have lost writes that a later one
+// would not report.
+func (d *DB) PutInstancesGated(ctx context.Context, instances []bildrum.Instance, gate func() (more []bildrum.Instance, err error)) (errs []error, sync func() error, err error) {
+	if d.dialect != sqliteDialect {
+		errs, err := d.putInstances(ctx, d.db.BeginTx, instances, gate)
+		return errs, func() error { return nil }, err
+	}
+	return d.writer.put(ctx, d, instances, gate)
+}
+
+// putInstances indexes instances, and those gate adds, in one transaction
+// started by begin, committing it when gate, if not nil, returns neither
+// more instances nor an error.
+func (d *DB) putInstances(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), instances []bildrum.Instance, gate func() ([]bildrum.Instance, error)) ([]error, error) {
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("put instances: %w", err)
 	}
@@ -31,17 +67,32 @@ func (d *DB) PutInstances(ctx context.Context, instances []bildrum.Instance) ([]
 	}
 	txs := &txStmts{d: d, tx: tx}
 	defer txs.close()
-	for i := range instances {
-		if err := d.putInstance(ctx, txs, &instances[i]); err != nil {
-			if code := bildrum.ErrorCode(err); code == bildrum.ECONFLICT || code == bildrum.EINVALID {
-				results[i] = err
-				continue
+	var results []error
+	for {
+		for i := range instances {
+			err := d.putInstance(ctx, txs, &instances[i])
+			if code := bildrum.ErrorCode(err); err != nil && code != bildrum.ECONFLICT && code != bildrum.EINVALID {
+				return nil, fmt.Errorf("put instance %s: %w", instances[i].SOPInstanceUID, err)
 			}
-			return nil, fmt.Errorf("put instance %s: %w", instances[i].SOPInstanceUID, err)
+			results = append(results, err)
 		}
+		if gate == nil {
+			break
+		}
+		more, err := gate()
+		if err != nil {
+			return nil, fmt.Errorf("put instances: %w", err)
+		}
+		if len(more) == 0 {
+			break
+		}
+		instances = more
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("put instances: commit: %w", err)
+	}
+	if results == nil {
+		results = []error{}
 	}
 	return results, nil
 }
@@ -53,35 +104,33 @@ func (d *DB) putInstance(ctx context.Context, tx *txStmts, in *bildrum.Instance)
 	if in.SOPInstanceUID == "" || st.StudyInstanceUID == "" || se.SeriesInstanceUID == "" {
 		return bildrum.Errorf(bildrum.EINVALID, "instance %q has no SOP Instance, Study Instance or Series Instance UID", in.SOPInstanceUID)
 	}
-	var sum string
-	err := tx.queryRow(ctx, `SELECT sha256 FROM archive_instances WHERE sop_uid = ?`, in.SOPInstanceUID).Scan(&sum)
+	// What the index holds of the instance, its study and its series, in
+	// one statement: each costs more than the rows it reads.
+	var sum, patientID, mods sql.NullString
+	var studyRow, seriesRow, seriesStudy sql.NullInt64
+	err := tx.queryRow(ctx, `
+		SELECT (SELECT sha256 FROM archive_instances WHERE sop_uid = ?), st.id, st.patient_id, st.modalities, se.id, se.study
+		FROM (SELECT 1 AS one) AS one
+		LEFT JOIN archive_studies st ON st.study_uid = ?
+		LEFT JOIN archive_series se ON se.series_uid = ?`,
+		in.SOPInstanceUID, st.StudyInstanceUID, se.SeriesInstanceUID,
+	).Scan(&sum, &studyRow, &patientID, &mods, &seriesRow, &seriesStudy)
+	if err != nil {
+		return err
+	}
 	switch {
-	case err == nil && sum == in.Object.SHA256:
+	case sum.Valid && sum.String == in.Object.SHA256:
 		return nil // stored before, byte for byte: idempotent
-	case err == nil:
-		return bildrum.Errorf(bildrum.ECONFLICT, "SOP Instance %s is already stored with other content (SHA-256 %.12s…, this one %.12s…): a changed instance needs a new SOP Instance UID", in.SOPInstanceUID, sum, in.Object.SHA256)
-	case !errors.Is(err, sql.ErrNoRows):
-		return err
+	case sum.Valid:
+		return bildrum.Errorf(bildrum.ECONFLICT, "SOP Instance %s is already stored with other content (SHA-256 %.12s…, this one %.12s…): a changed instance needs a new SOP Instance UID", in.SOPInstanceUID, sum.String, in.Object.SHA256)
 	}
-
-	var studyID int64
-	var patientID, mods string
-	err = tx.queryRow(ctx, `SELECT id, patient_id, modalities FROM archive_studies WHERE study_uid = ?`, st.StudyInstanceUID).Scan(&studyID, &patientID, &mods)
-	newStudy := errors.Is(err, sql.ErrNoRows)
-	switch {
-	case err == nil && patientID != st.Patient.ID:
-		return bildrum.Errorf(bildrum.ECONFLICT, "study %s is stored for patient ID %q, not %q: correct the Patient ID or the Study Instance UID", st.StudyInstanceUID, patientID, st.Patient.ID)
-	case err != nil && !newStudy:
-		return err
+	studyID, newStudy := studyRow.Int64, !studyRow.Valid
+	if !newStudy && patientID.String != st.Patient.ID {
+		return bildrum.Errorf(bildrum.ECONFLICT, "study %s is stored for patient ID %q, not %q: correct the Patient ID or the Study Instance UID", st.StudyInstanceUID, patientID.String, st.Patient.ID)
 	}
-	var seriesID, seriesStudy int64
-	err = tx.queryRow(ctx, `SELECT id, study FROM archive_series WHERE series_uid = ?`, se.SeriesInstanceUID).Scan(&seriesID, &seriesStudy)
-	newSeries := errors.Is(err, sql.ErrNoRows)
-	switch {
-	case err == nil && (newStudy || seriesStudy != studyID):
+	seriesID, newSeries := seriesRow.Int64, !seriesRow.Valid
+	if !newSeries && (newStudy || seriesStudy.Int64 != studyID) {
 		return bildrum.Errorf(bildrum.ECONFLICT, "series %s belongs to another study than %s", se.SeriesInstanceUID, st.StudyInstanceUID)
-	case err != nil && !newSeries:
-		return err
 	}
 
 	// The study's and series' rows are inserted with their counts
@@ -105,7 +154,7 @@ func (d *DB) putInstance(ctx context.Context, tx *txStmts, in *bildrum.Instance)
 		}
 	case newSeries:
 		if _, err := tx.exec(ctx, `UPDATE archive_studies SET num_series = num_series + 1, num_instances = num_instances + 1, modalities = ? WHERE id = ?`,
-			addModality(mods, se.Modality), studyID); err != nil {
+			addModality(mods.String, se.Modality), studyID); err != nil {
 			return fmt.Errorf("update study: %w", err)
 		}
 	default:
@@ -142,9 +191,11 @@ func (d *DB) putInstance(ctx context.Context, tx *txStmts, in *bildrum.Instance)
 	return nil
 }
 
-// txStmts prepares each statement of a transaction once, on first use, and
-// reuses it: a group commit indexes many instances with the same few
-// statements, and preparing costs SQLite more than executing.
+// txStmts binds the statements of a transaction to it once, on first use,
+// and reuses them: a group commit indexes many instances with the same few
+// statements. The statements come from the DB's cache (DB.prepared), so
+// that each is parsed once per connection, not once per transaction:
+// preparing costs SQLite more than executing.
 type txStmts struct {
 	d     *DB
 	tx    *sql.Tx
@@ -155,10 +206,11 @@ func (t *txStmts) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.tx.PrepareContext(ctx, t.d.rebind(query))
+	shared, err := t.d.prepared(ctx, query)
 	if err != nil {
 		return nil, err
 	}
+	st := t.tx.StmtContext(ctx, shared)
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}
 	}
@@ -264,7 +316,11 @@ func scanInstance(rows *sql.Rows) (bildrum.Instance, error) {
 
 // Instance returns the indexed instance with the SOP Instance UID.
 func (d *DB) Instance(ctx context.Context, sopInstanceUID string) (bildrum.Instance, error) {
-	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT `+studyCols+`, `+seriesCols+`, `+instanceCols+instanceJoin+` WHERE i.sop_uid = ?`), sopInstanceUID)
+	st, err := d.prepared(ctx, `SELECT `+studyCols+`, `+seriesCols+`, `+instanceCols+instanceJoin+` WHERE i.sop_uid = ?`)
+	if err != nil {
+		return bildrum.Instance{}, fmt.Errorf("instance %s: %w", sopInstanceUID, err)
+	}
+	rows, err := st.QueryContext(ctx, sopInstanceUID)
 	if err != nil {
 		return bildrum.Instance{}, fmt.Errorf("instance %s: %w", sopInstanceUID, err)
 	}

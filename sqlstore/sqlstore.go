@@ -55,6 +55,8 @@ type DB struct {
 	dialect dialect
 	part    Part
 	where   string // the file or host, for messages; never a password
+	stmts   stmtCache
+	writer  indexWriter // the archive's group commit's, on SQLite
 
 	// Now is the clock used for timestamps; tests replace it.
 	Now func() time.Time
@@ -105,7 +107,11 @@ func Open(ctx context.Context, dsn string, part Part) (*DB, error) {
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.writer.close()
+	d.stmts.close()
+	return d.db.Close()
+}
 
 // Dialect returns "sqlite" or "postgres".
 func (d *DB) Dialect() string { return string(d.dialect) }

@@ -1,0 +1,9 @@
+//go:build !linux || !(amd64 || arm64)
+
+package archive
+
+// spreadSubdirs does nothing here; see the Linux version.
+func spreadSubdirs(dir string) {}
+
+// topOfHierarchy reports that the flag is unknown here.
+func topOfHierarchy(dir string) (top, known bool) { return false, false }
