@@ -175,68 +175,33 @@ func TestConcurrentStores(t *testing.T) {
 	}
 }
 
-// TestIngest checks the ways FileBlobs.Ingest names an object: a new key,
-// a key holding an incomplete object a crash left, a key holding the same
-// bytes. Each time the key must hold the spooled bytes and no spool file
-// may remain.
-func TestIngest(t *testing.T) {
+// TestPutObject checks the ways FileBlobs names an object, through a spool
+// file and Ingest or from memory through Write and its sync: a new key, a
+// key holding an incomplete object a crash left, a key holding the same
+// bytes. Each time the key must then hold the bytes and no spool file may
+// remain.
+func TestPutObject(t *testing.T) {
 	want := []byte("the complete object")
-	tests := []struct {
-		name   string
-		before []byte // the key's content before; nil for none
+	puts := []struct {
+		name string
+		put  func(ctx context.Context, b *archive.FileBlobs, key string) error
 	}{
-		{"new key", nil},
-		{"incomplete object left by a crash", want[:5]},
-		{"same bytes", want},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			b, err := archive.OpenFileBlobs(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			key := archive.ObjectKey(sum(want))
-			if tt.before != nil {
-				p := filepath.Join(b.Dir(), key)
-				os.MkdirAll(filepath.Dir(p), 0o700)
-				if err := os.WriteFile(p, tt.before, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+		{"Ingest", func(ctx context.Context, b *archive.FileBlobs, key string) error {
 			f, err := b.Spool()
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			f.Write(want)
-			if err := b.Ingest(ctx, key, f); err != nil {
-				t.Fatalf("Ingest: %v", err)
-			}
-			rc, err := b.Open(ctx, key)
+			return b.Ingest(ctx, key, f)
+		}},
+		{"Write", func(ctx context.Context, b *archive.FileBlobs, key string) error {
+			sync, err := b.Write(ctx, key, want)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			got, _ := io.ReadAll(rc)
-			rc.Close()
-			if !bytes.Equal(got, want) {
-				t.Errorf("after Ingest the key holds %q, want %q", got, want)
-			}
-			b.Walk(ctx, func(k, spool string, _ time.Time) error {
-				if spool != "" {
-					t.Errorf("spool file %s left after Ingest", spool)
-				}
-				return nil
-			})
-		})
+			return sync()
+		}},
 	}
-}
-
-// TestWrite checks the ways FileBlobs.Write names an object: a new key,
-// a key holding an incomplete object a crash left, a key holding the same
-// bytes. After its sync the key must hold the bytes and no spool file may
-// remain.
-func TestWrite(t *testing.T) {
-	want := []byte("the complete object")
 	tests := []struct {
 		name   string
 		before []byte // the key's content before; nil for none
@@ -245,43 +210,41 @@ func TestWrite(t *testing.T) {
 		{"incomplete object left by a crash", want[:5]},
 		{"same bytes", want},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			b, err := archive.OpenFileBlobs(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			key := archive.ObjectKey(sum(want))
-			if tt.before != nil {
-				p := filepath.Join(b.Dir(), key)
-				os.MkdirAll(filepath.Dir(p), 0o700)
-				if err := os.WriteFile(p, tt.before, 0o600); err != nil {
+	for _, put := range puts {
+		for _, tt := range tests {
+			t.Run(put.name+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				b, err := archive.OpenFileBlobs(t.TempDir())
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			sync, err := b.Write(ctx, key, want)
-			if err != nil {
-				t.Fatalf("Write: %v", err)
-			}
-			if err := sync(); err != nil {
-				t.Fatalf("sync: %v", err)
-			}
-			rc, err := b.Open(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := io.ReadAll(rc)
-			rc.Close()
-			if !bytes.Equal(got, want) {
-				t.Errorf("after Write the key holds %q, want %q", got, want)
-			}
-			b.Walk(ctx, func(k, spool string, _ time.Time) error {
-				if spool != "" {
-					t.Errorf("spool file %s left after Write", spool)
+				key := archive.ObjectKey(sum(want))
+				if tt.before != nil {
+					p := filepath.Join(b.Dir(), key)
+					os.MkdirAll(filepath.Dir(p), 0o700)
+					if err := os.WriteFile(p, tt.before, 0o600); err != nil {
+						t.Fatal(err)
+					}
 				}
-				return nil
+				if err := put.put(ctx, b, key); err != nil {
+					t.Fatalf("%s: %v", put.name, err)
+				}
+				rc, err := b.Open(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(rc)
+				rc.Close()
+				if !bytes.Equal(got, want) {
+					t.Errorf("after %s the key holds %q, want %q", put.name, got, want)
+				}
+				b.Walk(ctx, func(k, spool string, _ time.Time) error {
+					if spool != "" {
+						t.Errorf("spool file %s left after %s", spool, put.name)
+					}
+					return nil
+				})
 			})
-		})
+		}
 	}
 }
