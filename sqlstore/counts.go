@@ -497,9 +497,25 @@ func ymdOfDay(n int64) int32 {
 	if n == 0 {
 		return 0
 	}
+	if table := ymdTable(); n < int64(len(table)) {
+		return table[n]
+	}
 	y, m, d := civil(n - 1 + dayOf(18000101))
 	return int32(y*10000 + m*100 + d)
 }
+
+// ymdTable is ymdOfDay's answer for every day number up to 2199-12-31,
+// computed once: a count converts four dates per episode, and a table
+// lookup costs a fraction of the calendar arithmetic.
+var ymdTable = sync.OnceValue(func() []int32 {
+	first := dayOf(18000101)
+	table := make([]int32, dayOf(22000101)-first+1)
+	for n := 1; n < len(table); n++ {
+		y, m, d := civil(int64(n) - 1 + first)
+		table[n] = int32(y*10000 + m*100 + d)
+	}
+	return table
+})
 
 // civil returns the proleptic Gregorian date of day z counted from
 // 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms",
@@ -555,17 +571,26 @@ type cellKey struct {
 // an examination is her initial screen depends on all of them.
 type tally struct {
 	counts map[cellKey]*bildrum.ScreeningCounts
-	woman  []facts
+	// byAge finds the cell of a quarter and an age in whole years (the
+	// quarter times 256 plus the age) without hashing a band's name: it is
+	// looked up for every invitation and examination.
+	byAge map[int64]*bildrum.ScreeningCounts
+	woman []facts
 }
 
 func newTally() *tally {
-	return &tally{counts: make(map[cellKey]*bildrum.ScreeningCounts)}
+	return &tally{counts: make(map[cellKey]*bildrum.ScreeningCounts), byAge: make(map[int64]*bildrum.ScreeningCounts)}
 }
 
 // cell returns the cell of the quarter and the age band of the woman born on
 // birth, at date.
 func (t *tally) cell(birth, date int32) *bildrum.ScreeningCounts {
-	k := cellKey{quarter: date/10000*4 + (date/100%100-1)/3, band: bildrum.AgeBandOf(int((date - birth) / 10000))}
+	quarter, age := date/10000*4+(date/100%100-1)/3, (date-birth)/10000
+	ageKey := int64(quarter)<<8 | int64(min(max(age, 0), 255))
+	if c := t.byAge[ageKey]; c != nil && age >= 0 && age <= 255 {
+		return c
+	}
+	k := cellKey{quarter: quarter, band: bildrum.AgeBandOf(int(age))}
 	c := t.counts[k]
 	if c == nil {
 		c = &bildrum.ScreeningCounts{
@@ -573,6 +598,9 @@ func (t *tally) cell(birth, date int32) *bildrum.ScreeningCounts {
 			AgeBand: k.band,
 		}
 		t.counts[k] = c
+	}
+	if age >= 0 && age <= 255 {
+		t.byAge[ageKey] = c
 	}
 	return c
 }

@@ -20,6 +20,14 @@ func TestCalendar(t *testing.T) {
 		if y, m, dd := civil(n); int32(y*10000+m*100+dd) != ymd {
 			t.Fatalf("civil(%d) = %d-%d-%d, want %d", n, y, m, dd, ymd)
 		}
+		// ymdOfDay counts from 1800-01-01 as 1, through its table.
+		if got := ymdOfDay(n - dayOf(18000101) + 1); got != ymd {
+			t.Fatalf("ymdOfDay of %d = %d", ymd, got)
+		}
+	}
+	// Beyond the table, the arithmetic.
+	if got := ymdOfDay(dayOf(22500315) - dayOf(18000101) + 1); got != 22500315 {
+		t.Errorf("ymdOfDay beyond the table = %d, want 22500315", got)
 	}
 	if got := ymdOfDay(1); got != 18000101 {
 		t.Errorf("ymdOfDay(1) = %d, want 18000101", got)
@@ -78,4 +86,36 @@ func TestFactsQueryPlan(t *testing.T) {
 	if !slices.Equal(plan, want) {
 		t.Errorf("plan of sqliteFactsQuery = %q, want %q: keep its expressions those of the indexes in migration 0007", plan, want)
 	}
+}
+
+// BenchmarkTally measures the Go side of a count, tallying and decoding
+// dates, apart from the database: 100,000 women of four episodes each.
+func BenchmarkTally(b *testing.B) {
+	day := func(ymd int32) int64 { return dayOf(ymd) - dayOf(18000101) + 1 }
+	type row struct{ d1, d2, flags int64 }
+	var rows []row
+	for w := range 100000 {
+		birth := int32(19400101 + (w%40)*10000 + (w%12)*100 + w%28)
+		for r := range 4 {
+			inv := int32(20140115 + r*20000 + (w%12)*100)
+			rows = append(rows, row{day(birth)<<20 + day(inv), day(inv+14)<<20 + day(inv+21), int64(flagAttended | (w%3)*flagRecalled)})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		t := newTally()
+		for i, r := range rows {
+			if i%4 == 0 {
+				t.endWoman()
+			}
+			f, err := decodePostgresDates(r.d1, r.d2)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.flags = uint32(r.flags)
+			t.woman = append(t.woman, f)
+		}
+		t.endWoman()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/episode")
 }
