@@ -44,12 +44,9 @@ type recount struct {
 }
 
 // startRecount prepares the recount of the import that took version, inside
-// its transaction tx.
-func (d *DB) startRecount(ctx context.Context, tx *sql.Tx, version int64) (*recount, error) {
-	r := &recount{db: d, women: make(map[string]struct{}), before: newTally()}
-	if err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM episodes)`).Scan(&r.empty); err != nil {
-		return nil, fmt.Errorf("recount: %w", err)
-	}
+// its transaction tx, in which the register held no episodes if empty.
+func (d *DB) startRecount(ctx context.Context, tx *sql.Tx, version int64, empty bool) (*recount, error) {
+	r := &recount{db: d, empty: empty, women: make(map[string]struct{}), before: newTally()}
 	if r.empty {
 		r.prior = []bildrum.ScreeningCounts{}
 		return r, nil

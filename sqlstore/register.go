@@ -212,11 +212,15 @@ func (d *DB) PutEpisodeStream(ctx context.Context, episodes iter.Seq2[bildrum.Sc
 	if err := tx.QueryRowContext(ctx, `UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&version); err != nil {
 		return res, fmt.Errorf("put episodes: next version: %w", err)
 	}
-	recount, err := d.startRecount(ctx, tx, version)
+	var empty bool
+	if err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM episodes)`).Scan(&empty); err != nil {
+		return res, fmt.Errorf("put episodes: %w", err)
+	}
+	recount, err := d.startRecount(ctx, tx, version, empty)
 	if err != nil {
 		return res, fmt.Errorf("put episodes: %w", err)
 	}
-	rebuild, err := d.dropIndexesWhenEmpty(ctx, tx)
+	rebuild, err := d.dropIndexesWhenEmpty(ctx, tx, empty)
 	if err != nil {
 		return res, fmt.Errorf("put episodes: %w", err)
 	}
@@ -445,7 +449,7 @@ func (d *DB) ListEpisodes(ctx context.Context, f bildrum.EpisodeFilter) ([]bildr
 }
 
 // dropIndexesWhenEmpty speeds up the first load of a register on SQLite:
-// when the episodes table is empty, it drops the table's secondary indexes
+// when the episodes table is empty (as tx read it), it drops the table's secondary indexes
 // inside tx and returns the statements that create them again, which the
 // caller runs before committing. Building an index once from all rows
 // (a sort) costs far less than keeping it up to date row by row. Readers
@@ -453,15 +457,8 @@ func (d *DB) ListEpisodes(ctx context.Context, f bildrum.EpisodeFilter) ([]bildr
 // restores the indexes with everything else. It returns nothing to do on
 // PostgreSQL or when the table has rows, where incremental upkeep is the
 // cheaper way.
-func (d *DB) dropIndexesWhenEmpty(ctx context.Context, tx *sql.Tx) ([]string, error) {
-	if d.dialect != sqliteDialect {
-		return nil, nil
-	}
-	var empty bool
-	if err := tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM episodes)`).Scan(&empty); err != nil {
-		return nil, err
-	}
-	if !empty {
+func (d *DB) dropIndexesWhenEmpty(ctx context.Context, tx *sql.Tx, empty bool) ([]string, error) {
+	if d.dialect != sqliteDialect || !empty {
 		return nil, nil
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'episodes' AND sql IS NOT NULL`)
