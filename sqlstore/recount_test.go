@@ -239,9 +239,10 @@ func TestPutEpisodeStreamEndsItsStream(t *testing.T) {
 			db := open(t, eng.dsn(t), sqlstore.PartNode)
 			for _, c := range cases {
 				ctx, cancel := context.WithCancel(context.Background())
-				var returned atomic.Bool
+				var returned, finished atomic.Bool
 				var lateCalls atomic.Int32
 				stream := func(yield func(bildrum.ScreeningEpisode, error) bool) {
+					defer finished.Store(true)
 					for i, e := range rows {
 						if returned.Load() {
 							lateCalls.Add(1)
@@ -261,6 +262,9 @@ func TestPutEpisodeStreamEndsItsStream(t *testing.T) {
 				}
 				_, err := db.PutEpisodeStream(ctx, stream)
 				returned.Store(true)
+				if !finished.Load() {
+					t.Errorf("%s: the stream was still running when PutEpisodeStream returned", c.name)
+				}
 				cancel()
 				switch {
 				case c.err != nil && !errors.Is(err, c.err):
