@@ -65,17 +65,27 @@ var _ objectWriter = (*FileBlobs)(nil)
 // s3://bucket?region=… for S3-compatible object storage through
 // gocloud.dev/blob (OpenBucketBlobs, with a spool directory of the process).
 func OpenBlobs(ctx context.Context, rawURL string) (BlobStore, error) {
+	if strings.Contains(rawURL, "://") && !strings.HasPrefix(rawURL, "file://") {
+		return openBucket(ctx, rawURL) // which checks the URL
+	}
+	b, err := OpenFileBlobsURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// OpenFileBlobsURL opens the directory named by a plain path or a
+// file:///path URL, as OpenBlobs does for them.
+func OpenFileBlobsURL(rawURL string) (*FileBlobs, error) {
 	if !strings.Contains(rawURL, "://") {
 		return OpenFileBlobs(rawURL)
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, bildrum.Errorf(bildrum.EINVALID, "blob store URL %q: %v: write file:///path/to/dir or s3://bucket?region=…", rawURL, err)
+	if err != nil || u.Scheme != "file" {
+		return nil, bildrum.Errorf(bildrum.EINVALID, "blob store URL %q: write a directory, or file:///path/to/dir", rawURL)
 	}
-	if u.Scheme == "file" {
-		return OpenFileBlobs(filepath.FromSlash(u.Path))
-	}
-	return openBucket(ctx, rawURL)
+	return OpenFileBlobs(filepath.FromSlash(u.Path))
 }
 
 // FileBlobs is a BlobStore in a directory of a local file system: objects

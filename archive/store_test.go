@@ -248,3 +248,21 @@ func TestPutObject(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenFileBlobsURL checks the names of a blob directory: a plain path
+// and a file:// URL open the same directory, anything else is refused.
+func TestOpenFileBlobsURL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node-12.blobs")
+	for _, name := range []string{dir, "file://" + filepath.ToSlash(dir)} {
+		b, err := archive.OpenFileBlobsURL(name)
+		if err != nil {
+			t.Fatalf("OpenFileBlobsURL(%q): %v", name, err)
+		}
+		if b.Dir() != dir {
+			t.Errorf("OpenFileBlobsURL(%q).Dir() = %q, want %q", name, b.Dir(), dir)
+		}
+	}
+	if _, err := archive.OpenFileBlobsURL("s3://bucket"); bildrum.ErrorCode(err) != bildrum.EINVALID {
+		t.Errorf("OpenFileBlobsURL(s3://bucket) error = %v, want EINVALID", err)
+	}
+}

@@ -196,7 +196,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	}
 	// local is where the node's own files go, beside its blob directory,
 	// or beside its spool when the objects are in object storage.
-	local := strings.TrimSuffix(strings.TrimPrefix(blobs, "file://"), ".blobs")
+	var local string
 	var store archive.BlobStore
 	if strings.Contains(blobs, "://") && !strings.HasPrefix(blobs, "file://") {
 		spool := cfg.Spool
@@ -209,7 +209,10 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 		local = strings.TrimSuffix(spool, ".spool")
 		store, err = archive.OpenBucketBlobs(ctx, blobs, spool)
 	} else {
-		store, err = archive.OpenBlobs(ctx, blobs)
+		var files *archive.FileBlobs
+		if files, err = archive.OpenFileBlobsURL(blobs); err == nil {
+			store, local = files, strings.TrimSuffix(files.Dir(), ".blobs")
+		}
 	}
 	if err != nil {
 		return nil, err
