@@ -48,6 +48,13 @@ type Object struct {
 	Size     int64     `json:"size"`   // bytes of the PS3.10 file as received
 	SHA256   string    `json:"sha256"` // lower-case hex SHA-256 of the bytes as received
 	Received time.Time `json:"received"`
+
+	// Data, when set on an instance given to an index, is the object's
+	// bytes, which the index keeps with the instance's entry until the
+	// archive has moved them into the blob store (small objects, see
+	// package archive): a store then needs one sync, not two. An index
+	// never sets it on what it returns.
+	Data []byte `json:"-"`
 }
 
 // Instance is one stored DICOM instance in the image index: the attributes

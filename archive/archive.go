@@ -19,6 +19,12 @@
 // object no index entry refers to, which is harmless and which Sweep
 // removes; it never leaves an index entry without its bytes.
 //
+// Where the index can hold bytes and the blob store is a local directory,
+// a small instance's bytes go instead into the very transaction that
+// indexes it, so that one sync makes both durable, and are moved into the
+// blob store afterwards, many with one sync; Recover moves those a crash
+// left behind (see hold.go).
+//
 // The index entries of concurrent store requests are committed together,
 // in one transaction and so one sync (group commit, see Batch.Commit):
 // store throughput with many clients is then bound by the disk's bandwidth
@@ -33,6 +39,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -48,10 +55,20 @@ type Archive struct {
 	now      func() time.Time
 	gdcmconv string // decoder of compressed pixel data for rendering; "" for none
 
+	log *slog.Logger
+
 	// mu guards pins: the object keys of instances received but not yet
-	// indexed, which Sweep must not remove.
-	mu   sync.Mutex
-	pins map[string]int
+	// indexed, which Sweep must not remove; and the objects held in the
+	// index and in memory until they are moved into the blob store (see
+	// hold.go): held, their bytes in heldBytes, heldCommits counting the
+	// commits of held objects, and whether the mover runs.
+	mu          sync.Mutex
+	pins        map[string]int
+	held        map[string]*heldObject
+	heldBytes   int
+	holdLimit   int
+	heldCommits uint64
+	moving      bool
 
 	bufs chan []byte // receive buffers kept for reuse
 
@@ -65,8 +82,11 @@ type Archive struct {
 
 // New returns an archive on an index and a blob store.
 func New(index bildrum.ImageIndex, blobs BlobStore) *Archive {
-	return &Archive{index: index, blobs: blobs, now: time.Now, pins: map[string]int{}, bufs: make(chan []byte, copyBuffers)}
+	return &Archive{index: index, blobs: blobs, now: time.Now, log: slog.Default(), pins: map[string]int{}, held: map[string]*heldObject{}, holdLimit: holdLimit, bufs: make(chan []byte, copyBuffers)}
 }
+
+// SetLogger sets where the archive reports errors of its background work.
+func (a *Archive) SetLogger(log *slog.Logger) { a.log = log }
 
 // SetClock replaces the clock that stamps received instances; for tests.
 func (a *Archive) SetClock(now func() time.Time) { a.now = now }
@@ -247,8 +267,12 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 	if eof {
 		data := buf[:n]
 		sum := sha256.Sum256(data)
-		return b.add(ctx, bytesReaderAt(data), int64(n), hex.EncodeToString(sum[:]), false, func(key string) (*objectSync, error) {
-			return a.write(ctx, key, data)
+		return b.add(ctx, bytesReaderAt(data), int64(n), hex.EncodeToString(sum[:]), false, func(obj *bildrum.Object) (*objectSync, error) {
+			if held := a.hold(obj.Key, data); held != nil {
+				obj.Data = held // durable with its index entry, see hold.go
+				return nil, nil
+			}
+			return a.write(ctx, obj.Key, data)
 		})
 	}
 
@@ -272,17 +296,18 @@ func (b *Batch) Add(ctx context.Context, r io.Reader) (bildrum.Instance, error) 
 	if err != nil {
 		return bildrum.Instance{}, err
 	}
-	return b.add(ctx, f, int64(n)+rest, hex.EncodeToString(h.Sum(nil)), true, func(key string) (*objectSync, error) {
+	return b.add(ctx, f, int64(n)+rest, hex.EncodeToString(h.Sum(nil)), true, func(obj *bildrum.Object) (*objectSync, error) {
 		ingested = true
-		return nil, a.blobs.Ingest(ctx, key, f)
+		return nil, a.blobs.Ingest(ctx, obj.Key, f)
 	})
 }
 
 // add checks the file of size bytes in file, with the hex SHA-256 sum, and
-// calls store to write its bytes under their key, unless lookup is set and
-// the index holds the instance already; see Add. store returns the sync
-// that makes them durable, or nil when they are.
-func (b *Batch) add(ctx context.Context, file io.ReaderAt, size int64, sum string, lookup bool, store func(key string) (*objectSync, error)) (bildrum.Instance, error) {
+// calls store to write its bytes under their key (obj.Key), or to have
+// the index hold them (obj.Data), unless lookup is set and the index holds
+// the instance already; see Add. store returns the sync that makes them
+// durable, or nil when they are, or will be with the index entry.
+func (b *Batch) add(ctx context.Context, file io.ReaderAt, size int64, sum string, lookup bool, store func(obj *bildrum.Object) (*objectSync, error)) (bildrum.Instance, error) {
 	a := b.a
 	hdr, err := ReadHeader(file, size)
 	if err != nil {
@@ -317,7 +342,7 @@ func (b *Batch) add(ctx context.Context, file io.ReaderAt, size int64, sum strin
 	}
 
 	a.pin(inst.Object.Key)
-	sync, err := store(inst.Object.Key)
+	sync, err := store(&inst.Object)
 	if err != nil {
 		a.unpin(inst.Object.Key)
 		return inst, err
@@ -381,6 +406,7 @@ func (b *Batch) Close() {
 	for _, in := range b.instances {
 		b.a.unpin(in.Object.Key)
 	}
+	b.a.unhold(b.instances, func(int) bool { return true })
 	b.instances, b.syncs = nil, nil
 }
 
@@ -443,6 +469,9 @@ func (a *Archive) Sweep(ctx context.Context, olderThan time.Duration) (int, erro
 
 // Open returns the bytes of an indexed instance exactly as received.
 func (a *Archive) Open(ctx context.Context, in bildrum.Instance) (io.ReadCloser, error) {
+	if rc, ok := a.openHeld(in.Object.Key); ok {
+		return rc, nil
+	}
 	rc, err := a.blobs.Open(ctx, in.Object.Key)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", in.SOPInstanceUID, err)

@@ -211,6 +211,7 @@ func (a *Archive) acknowledge(round []*commit) {
 		for _, in := range c.instances {
 			a.unpin(in.Object.Key)
 		}
+		a.unhold(c.instances, func(i int) bool { return c.err == nil && c.errs[i] != nil })
 		close(c.done)
 	}
 	a.pending.Add(-len(round))
@@ -283,8 +284,9 @@ func (a *Archive) commitAlone(ctx context.Context, c *commit) {
 	c.errs = errs
 }
 
-// Wait returns when every batch queued so far has been through its round:
-// a node calls it after its servers stopped and before it closes its
-// database, so that no round outlives the index it writes to (a request
-// that gave up waiting leaves its round running).
+// Wait returns when every batch queued so far has been through its round
+// and the objects held for them have been moved into the blob store (see
+// hold.go): a node calls it after its servers stopped and before it closes
+// its database, so that no round or move outlives the index it writes to
+// (a request that gave up waiting leaves its round running).
 func (a *Archive) Wait() { a.pending.Wait() }

@@ -159,7 +159,7 @@ func TestStowSurvivesKill(t *testing.T) {
 	if objects != len(all) {
 		t.Errorf("after Sweep the blob store holds %d files for %d indexed instances", objects, len(all))
 	}
-	t.Logf("%d acknowledged, %d indexed after the kill, %d unreferenced files swept", len(acked), len(all), removed)
+	t.Logf("%d acknowledged, %d indexed after the kill, %d held objects moved at the restart, %d unreferenced files swept", len(acked), len(all), n.recovered, removed)
 }
 
 // objectSHA returns the SHA-256 of an instance's stored object, or "".

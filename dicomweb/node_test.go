@@ -61,6 +61,9 @@ type node struct {
 	tokens  map[string]string
 	client  *dicomweb.Client // as staff-12
 	dataDir string
+	// recovered counts the objects a crash had left held in the index,
+	// which the node moved into the blob store when it started.
+	recovered int
 }
 
 type nodeOption func(*dicomweb.Config)
@@ -93,6 +96,11 @@ func newNode(t testing.TB, dir string, opts ...nodeOption) *node {
 		t.Fatal(err)
 	}
 	n := &node{t: t, db: db, blobs: blobs, arch: archive.New(db, blobs), rec: &recorder{}, tokens: map[string]string{}, dataDir: dir}
+	t.Cleanup(n.arch.Wait) // before the database closes, as a node does
+	// As a node starts: objects a crash left held in the index are moved.
+	if n.recovered, err = n.arch.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for name, p := range personas {
 		tok := auth.NewToken()
 		if err := db.PutCredential(ctx, bildrum.HashToken(tok), p); err != nil {

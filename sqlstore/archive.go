@@ -188,6 +188,72 @@ func (d *DB) putInstance(ctx context.Context, tx *txStmts, in *bildrum.Instance)
 		received.UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("insert instance: %w", err)
 	}
+	if in.Object.Data != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO archive_held_objects (blob_key, data) VALUES (?, ?) ON CONFLICT (blob_key) DO NOTHING`,
+			in.Object.Key, in.Object.Data); err != nil {
+			return fmt.Errorf("hold object: %w", err)
+		}
+	}
+	return nil
+}
+
+// HeldObjects calls fn with the key and bytes of every object the index
+// holds (bildrum.Object.Data) that ReleaseHeldObjects has not released:
+// the archive moves them into its blob store when it starts, after a crash
+// left some. The rows are read first, so fn may write to the database.
+func (d *DB) HeldObjects(ctx context.Context, fn func(key string, data []byte) error) error {
+	rows, err := d.db.QueryContext(ctx, `SELECT blob_key, data FROM archive_held_objects ORDER BY blob_key`)
+	if err != nil {
+		return fmt.Errorf("held objects: %w", err)
+	}
+	type held struct {
+		key  string
+		data []byte
+	}
+	var all []held
+	for rows.Next() {
+		var h held
+		if err := rows.Scan(&h.key, &h.data); err != nil {
+			rows.Close()
+			return fmt.Errorf("held objects: %w", err)
+		}
+		all = append(all, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("held objects: %w", err)
+	}
+	for _, h := range all {
+		if err := fn(h.key, h.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReleaseHeldObjects forgets the held bytes of the objects with keys,
+// which the blob store now keeps durably; keys the index does not hold are
+// ignored. The release need not be durable: bytes it loses in a crash are
+// moved again, to the same content-addressed keys.
+func (d *DB) ReleaseHeldObjects(ctx context.Context, keys []string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		args := make([]any, n)
+		for i, k := range keys[:n] {
+			args[i] = k
+		}
+		q := d.rebind(`DELETE FROM archive_held_objects WHERE blob_key IN (` + placeholders(n) + `)`)
+		var err error
+		if d.dialect == sqliteDialect {
+			err = d.writer.execLazily(ctx, d, q, args...)
+		} else {
+			_, err = d.db.ExecContext(ctx, q, args...)
+		}
+		if err != nil {
+			return fmt.Errorf("release held objects: %w", err)
+		}
+		keys = keys[n:]
+	}
 	return nil
 }
 

@@ -19,6 +19,14 @@ func TestImageIndex(t *testing.T) {
 	}
 }
 
+func TestHeldObjects(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			storetest.HeldObjects(t, func(t *testing.T) storetest.ObjectHolder { return open(t, e.dsn(t), sqlstore.PartNode) })
+		})
+	}
+}
+
 // TestPutInstancesGated checks that PutInstancesGated calls its gate after
 // the statements, with nothing visible to any other reader yet; indexes
 // the instances the gate adds in the same transaction, with their own

@@ -69,6 +69,24 @@ func (w *indexWriter) put(ctx context.Context, d *DB, instances []bildrum.Instan
 	return errs, func() error { return wals.sync(wal.Sync) }, nil
 }
 
+// execLazily runs a statement through the writer's connection, where its
+// commit does not wait for the disk: for changes that need not be durable
+// at once, which the next sync of the WAL makes durable.
+func (w *indexWriter) execLazily(ctx context.Context, d *DB, query string, args ...any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conn == nil {
+		if err := w.open(ctx, d); err != nil {
+			return err
+		}
+	}
+	if _, err := w.conn.ExecContext(ctx, query, args...); err != nil {
+		w.closeLocked()
+		return err
+	}
+	return nil
+}
+
 // open takes a connection of the pool for the writer and sets it up: with
 // synchronous=NORMAL and the WAL open for fsyncs when the database is in
 // WAL mode, as Open makes it; as it is (synchronous=FULL) when not. The

@@ -221,6 +221,14 @@ func OpenNode(ctx context.Context, cfg NodeConfig, log *slog.Logger, progress ph
 	if p, err := exec.LookPath("gdcmconv"); err == nil {
 		n.archive.SetDecompressor(p) // renders compressed transfer syntaxes
 	}
+	n.archive.SetLogger(n.log)
+	// Objects a crash left held in the index go to the blob store before
+	// anything is served, and before Sweep looks for orphans there.
+	if moved, err := n.archive.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("node: %w: check the blob store's disk (space, permissions) and start again", err)
+	} else if moved > 0 {
+		n.log.Info("moved objects held in the index into the blob store", "objects", moved)
+	}
 	if _, err := n.archive.Sweep(ctx, time.Hour); err != nil {
 		n.log.Warn("sweep orphan blobs", "err", err)
 	}

@@ -293,3 +293,74 @@ func ImageIndex(t *testing.T, open func(t *testing.T) bildrum.ImageIndex) {
 		}
 	})
 }
+
+// ObjectHolder is an image index that keeps the bytes of objects given
+// with their instances (bildrum.Object.Data) until they are released, as
+// the archive's small objects use it.
+type ObjectHolder interface {
+	bildrum.ImageIndex
+	HeldObjects(ctx context.Context, fn func(key string, data []byte) error) error
+	ReleaseHeldObjects(ctx context.Context, keys []string) error
+}
+
+// HeldObjects runs the conformance suite of ObjectHolder: the bytes given
+// with a newly indexed instance are held in the same transaction, those of
+// a repeated or refused one are not, and a release forgets them, ignoring
+// keys not held. open must return an empty index for every call.
+func HeldObjects(t *testing.T, open func(t *testing.T) ObjectHolder) {
+	ctx := context.Background()
+	anna := testWomen[0]
+	s := open(t)
+	held := func() map[string]string {
+		t.Helper()
+		got := map[string]string{}
+		if err := s.HeldObjects(ctx, func(key string, data []byte) error {
+			got[key] = string(data)
+			return nil
+		}); err != nil {
+			t.Fatalf("HeldObjects: %v", err)
+		}
+		return got
+	}
+	withData := func(in bildrum.Instance, data string) bildrum.Instance {
+		in.Object.Data = []byte(data)
+		return in
+	}
+	a := withData(fixtureInstance(anna, "1.2.3.300", "1.2.3.300.1", "1.2.3.300.1.1", "a"), "a")
+	b := withData(fixtureInstance(anna, "1.2.3.300", "1.2.3.300.1", "1.2.3.300.1.2", "b"), "b")
+	plain := fixtureInstance(anna, "1.2.3.300", "1.2.3.300.1", "1.2.3.300.1.3", "c")
+	putAll(t, s, a, b, plain)
+	if got, want := held(), map[string]string{a.Object.Key: "a", b.Object.Key: "b"}; !cmp.Equal(got, want) {
+		t.Errorf("HeldObjects after a put = %v, want %v (only the instances given with their bytes)", got, want)
+	}
+
+	// A repeat of a stored instance, a refused one and a failed
+	// transaction hold nothing.
+	if err := s.ReleaseHeldObjects(ctx, []string{a.Object.Key, b.Object.Key, "sha256/00/not-held"}); err != nil {
+		t.Fatalf("ReleaseHeldObjects: %v", err)
+	}
+	if got := held(); len(got) != 0 {
+		t.Errorf("HeldObjects after releasing all = %v, want none", got)
+	}
+	repeat := a
+	conflict := withData(fixtureInstance(anna, "1.2.3.300", "1.2.3.300.1", "1.2.3.300.1.1", "a, edited"), "a, edited")
+	errs, err := s.PutInstances(ctx, []bildrum.Instance{repeat, conflict})
+	if err != nil || errs[0] != nil || bildrum.ErrorCode(errs[1]) != bildrum.ECONFLICT {
+		t.Fatalf("PutInstances(repeat, conflict) = %v, %v; want nil and ECONFLICT", errs, err)
+	}
+	if got := held(); len(got) != 0 {
+		t.Errorf("HeldObjects after a repeat and a refusal = %v, want none", got)
+	}
+	if g, ok := s.(interface {
+		PutInstancesGated(context.Context, []bildrum.Instance, func() ([]bildrum.Instance, error)) ([]error, func() error, error)
+	}); ok {
+		d := withData(fixtureInstance(anna, "1.2.3.301", "1.2.3.301.1", "1.2.3.301.1.1", "d"), "d")
+		_, _, err := g.PutInstancesGated(ctx, []bildrum.Instance{d}, func() ([]bildrum.Instance, error) { return nil, fmt.Errorf("disk full") })
+		if err == nil {
+			t.Fatal("PutInstancesGated with a failing gate = nil error")
+		}
+		if got := held(); len(got) != 0 {
+			t.Errorf("HeldObjects after a rolled back put = %v, want none", got)
+		}
+	}
+}
