@@ -77,7 +77,7 @@ type holdFixture struct {
 	files *FileBlobs
 }
 
-func newHoldFixture(t *testing.T) *holdFixture {
+func newHoldFixture(t testing.TB) *holdFixture {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlstore.Open(context.Background(), filepath.Join(dir, "node.db"), sqlstore.PartNode)

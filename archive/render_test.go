@@ -15,24 +15,10 @@ import (
 	"github.com/bildrum/bildrum/archive"
 	"github.com/bildrum/bildrum/archive/archivetest"
 	"github.com/bildrum/bildrum/internal/testenv"
-	"github.com/bildrum/bildrum/sqlstore"
 )
 
 // newArchive returns an archive on SQLite and a blob directory.
-func newArchive(t testing.TB) *archive.Archive {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := sqlstore.Open(context.Background(), filepath.Join(dir, "node.db"), sqlstore.PartNode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := archive.OpenFileBlobs(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return archive.New(db, blobs)
-}
+func newArchive(t testing.TB) *archive.Archive { return archive.NewTestArchive(t) }
 
 // Rendering tolerance against DCMTK: rounding of the VOI LUT output may
 // differ by one grey level at most on a few pixels.
