@@ -136,16 +136,6 @@ func (h *Header) String(t tag.Tag) string {
 	return ""
 }
 
-// Strings returns the values of a top-level text element.
-func (h *Header) Strings(t tag.Tag) []string {
-	e := h.Element(t)
-	if e == nil || e.Value == nil {
-		return nil
-	}
-	v, _ := e.Value.GetValue().([]string)
-	return v
-}
-
 // Int returns the first value of a top-level integer element (US, SS, UL,
 // SL) or integer string (IS), and whether it has one.
 func (h *Header) Int(t tag.Tag) (int, bool) {

@@ -433,9 +433,6 @@ func (h *Hub) MatchRecruitmentNow(ctx context.Context) error {
 	return err
 }
 
-// LogVerifierKey is the transparency log's verifier key (signed-note format).
-func (h *Hub) LogVerifierKey() string { return h.tlog.VerifierKey() }
-
 // Close stops the servers, closes the transparency log (after its last
 // events are in a published checkpoint) and the database.
 func (h *Hub) Close() error {

@@ -317,12 +317,6 @@ func (n *Node) warmCounts() {
 	})
 }
 
-// Archive is the node's image archive.
-func (n *Node) Archive() *archive.Archive { return n.archive }
-
-// DB is the node's database.
-func (n *Node) DB() *sqlstore.DB { return n.db }
-
 // Serve answers requests until ctx ends.
 func (n *Node) Serve(ctx context.Context) error { return serveAll(ctx, n.log, n.servers) }
 
