@@ -58,7 +58,10 @@ type objectWriter interface {
 	Write(ctx context.Context, key string, data []byte) (sync func() error, err error)
 }
 
-var _ objectWriter = (*FileBlobs)(nil)
+var (
+	_ objectWriter = (*FileBlobs)(nil)
+	_ objectWriter = (*BucketBlobs)(nil)
+)
 
 // OpenBlobs opens the blob store named by a URL: file:///path (or a plain
 // path) for a directory on a local file system, the default, or

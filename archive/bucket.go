@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -219,6 +220,21 @@ func (s *BucketBlobs) Ingest(ctx context.Context, key string, f *os.File) error 
 		return fmt.Errorf("ingest %s into %s: %w", key, s.url, err)
 	}
 	return nil
+}
+
+// Write takes a small object from memory (objectWriter): sync uploads a
+// copy of data under key, so that an instance's upload runs while its
+// index entry is prepared, without a spool file, and returns nil only when
+// the service has acknowledged the whole object. Nothing is sent before
+// sync; the caller may reuse data once Write has returned.
+func (s *BucketBlobs) Write(ctx context.Context, key string, data []byte) (func() error, error) {
+	data = bytes.Clone(data)
+	return func() error {
+		if err := s.b.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: "application/dicom"}); err != nil {
+			return fmt.Errorf("write %s into %s: %w", key, s.url, err)
+		}
+		return nil
+	}, nil
 }
 
 // Open returns the whole object of key.

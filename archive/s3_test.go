@@ -104,6 +104,26 @@ func TestS3BlobStore(t *testing.T) {
 	// the object with the same bytes.
 	ingestBytes(t, s, objects[1].data)
 
+	// A small object taken from memory: uploaded by its sync, from a copy.
+	small := []byte("DICM from memory")
+	smallKey := archive.ObjectKey(sum(small))
+	sync, err := s.Write(ctx, smallKey, small)
+	if err != nil {
+		t.Fatalf("Write(%s) = %v", smallKey, err)
+	}
+	want := bytes.Clone(small)
+	copy(small, "XXXX") // the caller reuses its buffer
+	if _, err := s.Open(ctx, smallKey); bildrum.ErrorCode(err) != bildrum.ENOTFOUND {
+		t.Errorf("Open(%s) before sync = %v, want %s: nothing is sent before sync", smallKey, err, bildrum.ENOTFOUND)
+	}
+	if err := sync(); err != nil {
+		t.Fatalf("sync of Write(%s) = %v", smallKey, err)
+	}
+	if got, err := readBlob(s.Open(ctx, smallKey)); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("Open(%s) after Write = %q, %v; want %q", smallKey, got, err, want)
+	}
+	keys = append(keys, smallKey)
+
 	// An object outside the archive's key space, as another user of a
 	// shared bucket keeps, and a spool file a crash left behind.
 	foreign, err := s.Spool()
