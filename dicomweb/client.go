@@ -11,7 +11,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 
@@ -58,6 +57,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return nil, fmt.Errorf("dicomweb %s %s: %w", method, path, err)
 	}
+	if b, ok := body.(sizedBody); ok {
+		req.ContentLength = b.length
+	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -75,6 +77,38 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return resp, nil
 }
 
+// multipartRelated returns a multipart/related body of PS3.10 files, its
+// boundary and its length: read from the files themselves, without a copy
+// or a goroutine, and of a length known before it is sent, so that the
+// request carries Content-Length rather than chunks. Its bytes are those
+// of a mime/multipart.Writer with a Content-Type header per part.
+func multipartRelated(files [][]byte) (body io.Reader, boundary string, length int64) {
+	b := make([]byte, 12)
+	rand.Read(b)
+	boundary = "bildrum-client-" + hex.EncodeToString(b)
+	readers := make([]io.Reader, 0, 2*len(files)+1)
+	add := func(p []byte) {
+		readers = append(readers, bytes.NewReader(p))
+		length += int64(len(p))
+	}
+	for i, f := range files {
+		delimiter := "\r\n--" + boundary + "\r\n"
+		if i == 0 {
+			delimiter = delimiter[2:]
+		}
+		add([]byte(delimiter + "Content-Type: " + MediaDICOM + "\r\n\r\n"))
+		add(f)
+	}
+	add([]byte("\r\n--" + boundary + "--\r\n"))
+	return io.MultiReader(readers...), boundary, length
+}
+
+// sizedBody is a request body of a known length.
+type sizedBody struct {
+	io.Reader
+	length int64
+}
+
 func statusError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return &StatusError{Status: resp.StatusCode, Body: string(b)}
@@ -82,34 +116,15 @@ func statusError(resp *http.Response) error {
 
 // Store sends PS3.10 files by STOW-RS, to the study when it is not empty.
 func (c *Client) Store(ctx context.Context, study string, files ...[]byte) (*StoreResult, error) {
-	b := make([]byte, 12)
-	rand.Read(b)
-	boundary := "bildrum-client-" + hex.EncodeToString(b)
-	pr, pw := io.Pipe()
-	go func() {
-		mw := multipart.NewWriter(pw)
-		mw.SetBoundary(boundary)
-		for _, f := range files {
-			part, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {MediaDICOM}})
-			if err == nil {
-				_, err = part.Write(f)
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-		}
-		pw.CloseWithError(mw.Close())
-	}()
+	body, boundary, length := multipartRelated(files)
 	path := "studies"
 	if study != "" {
 		path += "/" + study
 	}
-	resp, err := c.do(ctx, http.MethodPost, path, nil, pr, http.Header{
+	resp, err := c.do(ctx, http.MethodPost, path, nil, sizedBody{body, length}, http.Header{
 		"Content-Type": {fmt.Sprintf(`multipart/related; type="%s"; boundary=%s`, MediaDICOM, boundary)},
 		"Accept":       {MediaDICOMJSON},
 	})
-	pr.Close()
 	if err != nil {
 		return nil, err
 	}
