@@ -69,6 +69,7 @@ type Archive struct {
 	holdLimit   int
 	heldCommits uint64
 	moving      bool
+	hurry       chan struct{} // Wait's request to the mover to move at once
 
 	bufs chan []byte // receive buffers kept for reuse
 
@@ -82,7 +83,7 @@ type Archive struct {
 
 // New returns an archive on an index and a blob store.
 func New(index bildrum.ImageIndex, blobs BlobStore) *Archive {
-	return &Archive{index: index, blobs: blobs, now: time.Now, log: slog.Default(), pins: map[string]int{}, held: map[string]*heldObject{}, holdLimit: holdLimit, bufs: make(chan []byte, copyBuffers)}
+	return &Archive{index: index, blobs: blobs, now: time.Now, log: slog.Default(), pins: map[string]int{}, held: map[string]*heldObject{}, holdLimit: holdLimit, hurry: make(chan struct{}, 1), bufs: make(chan []byte, copyBuffers)}
 }
 
 // SetLogger sets where the archive reports errors of its background work.

@@ -288,5 +288,12 @@ func (a *Archive) commitAlone(ctx context.Context, c *commit) {
 // and the objects held for them have been moved into the blob store (see
 // hold.go): a node calls it after its servers stopped and before it closes
 // its database, so that no round or move outlives the index it writes to
-// (a request that gave up waiting leaves its round running).
-func (a *Archive) Wait() { a.pending.Wait() }
+// (a request that gave up waiting leaves its round running). The mover
+// then moves at once what is held, without waiting for more.
+func (a *Archive) Wait() {
+	select {
+	case a.hurry <- struct{}{}:
+	default: // asked already
+	}
+	a.pending.Wait()
+}

@@ -50,9 +50,9 @@ type manyWriter interface {
 var _ manyWriter = (*FileBlobs)(nil)
 
 const (
-	holdLimit = 64 << 20              // bytes held at most (Archive.holdLimit, which tests lower)
-	moveBatch = 256                   // objects moved at most with one sync
-	moveDelay = 50 * time.Millisecond // the mover's wait for more objects to move with one sync
+	holdLimit = 64 << 20               // bytes held at most (Archive.holdLimit, which tests lower)
+	moveBatch = 256                    // objects moved at most with one sync
+	moveDelay = 100 * time.Millisecond // the mover's wait for more objects to move with one sync
 )
 
 // heldObject is an object whose bytes the index holds, or will when its
@@ -142,15 +142,21 @@ func (a *Archive) dropIfDone(key string, h *heldObject) {
 
 // moveHeld is the mover: it moves committed held objects into the blob
 // store until none is left, waiting moveDelay before a batch that the last
-// did not fill, so that one sync serves many. A failed move leaves the
+// did not fill, so that one sync serves many, unless Wait has asked it to
+// hurry. A failed move leaves the
 // objects held, in memory and in the index, to be moved after the next
 // commit or by Recover.
 func (a *Archive) moveHeld() {
 	defer a.pending.Done()
 	ctx := context.Background()
+	hurried := false
 	for n := 0; ; {
-		if n < moveBatch {
-			time.Sleep(moveDelay)
+		if n < moveBatch && !hurried {
+			select {
+			case <-time.After(moveDelay):
+			case <-a.hurry:
+				hurried = true
+			}
 		}
 		a.mu.Lock()
 		commits := a.heldCommits
