@@ -70,17 +70,34 @@ func (s *stalledMover) moves() int {
 	return s.calls
 }
 
-// holdFixture is an archive on a SQLite index and a directory of blobs.
+// holdFixture is an index and a directory of blobs for an archive.
 type holdFixture struct {
 	db    *sqlstore.DB
 	dir   string // of the blobs
 	files *FileBlobs
 }
 
+// indexEngines are the databases an archive's index runs on: a SQLite
+// file of the test's own, or a PostgreSQL database.
+var indexEngines = []struct {
+	name string
+	dsn  func(t testing.TB, dir string) string
+}{
+	{"SQLite", func(t testing.TB, dir string) string { return filepath.Join(dir, "node.db") }},
+	{"PostgreSQL", func(t testing.TB, dir string) string { return testenv.Postgres(t) }},
+}
+
+// newHoldFixture returns an index on SQLite and a directory of blobs.
 func newHoldFixture(t testing.TB) *holdFixture {
+	return newHoldFixtureOn(t, indexEngines[0].dsn)
+}
+
+// newHoldFixtureOn returns an index on the database dsn gives and a
+// directory of blobs.
+func newHoldFixtureOn(t testing.TB, dsn func(t testing.TB, dir string) string) *holdFixture {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := sqlstore.Open(context.Background(), filepath.Join(dir, "node.db"), sqlstore.PartNode)
+	db, err := sqlstore.Open(context.Background(), dsn(t, dir), sqlstore.PartNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +185,13 @@ func checkReads(t *testing.T, a *Archive, instances []bildrum.Instance, files []
 // left one half written, and then moved into the blob store byte for byte
 // and released from the index and from memory.
 func TestHeldObjectsMoved(t *testing.T) {
-	f := newHoldFixture(t)
+	for _, e := range indexEngines {
+		t.Run(e.name, func(t *testing.T) { testHeldObjectsMoved(t, e.dsn) })
+	}
+}
+
+func testHeldObjectsMoved(t *testing.T, dsn func(testing.TB, string) string) {
+	f := newHoldFixtureOn(t, dsn)
 	stalled := newStalledMover(f.files, nil)
 	a := New(f.db, stalled)
 	files := smallFiles(12)
@@ -200,7 +223,13 @@ func TestHeldObjectsMoved(t *testing.T) {
 // and releases them; when its move fails, it says so, and the objects stay
 // held and readable.
 func TestHeldObjectsSurviveCrash(t *testing.T) {
-	f := newHoldFixture(t)
+	for _, e := range indexEngines {
+		t.Run(e.name, func(t *testing.T) { testHeldObjectsSurviveCrash(t, e.dsn) })
+	}
+}
+
+func testHeldObjectsSurviveCrash(t *testing.T, dsn func(testing.TB, string) string) {
+	f := newHoldFixtureOn(t, dsn)
 	killed := newStalledMover(f.files, errors.New("killed"))
 	crashed := New(f.db, killed)
 	crashed.SetLogger(slog.New(slog.DiscardHandler))
