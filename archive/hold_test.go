@@ -306,7 +306,7 @@ func TestHoldLimit(t *testing.T) {
 	stalled := newStalledMover(f.files, nil)
 	a := New(f.db, stalled)
 	files := smallFiles(5)
-	a.holdLimit = 3 * len(files[0])
+	a.holdLimit = len(files[0]) + len(files[1]) + len(files[2]) // their UIDs differ in length
 	instances := storeAll(t, a, files)
 	if got := f.heldKeys(t); len(got) != 3 {
 		t.Errorf("the index holds %d objects, want 3: the limit holds 3", len(got))
