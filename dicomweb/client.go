@@ -48,10 +48,18 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("dicomweb: status %d: %s", e.Status, strings.TrimSpace(e.Body))
 }
 
+// encodeQuery encodes query as url.Values.Encode does, except that the
+// DICOM wildcard '*' is sent as it is, as RFC 3986 allows in a query and
+// as web viewers send it (JavaScript's encodeURIComponent leaves it):
+// Orthanc matches "Anna*" but takes "Anna%2A" for a name with no wildcard.
+func encodeQuery(query url.Values) string {
+	return strings.ReplaceAll(query.Encode(), "%2A", "*")
+}
+
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, header http.Header) (*http.Response, error) {
 	u := strings.TrimSuffix(c.BaseURL, "/") + "/" + strings.TrimPrefix(path, "/")
 	if len(query) > 0 {
-		u += "?" + query.Encode()
+		u += "?" + encodeQuery(query)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {

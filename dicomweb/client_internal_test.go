@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"net/url"
+	"reflect"
 	"testing"
 )
 
@@ -71,5 +73,27 @@ func TestStoreBody(t *testing.T) {
 	c := &Client{BaseURL: srv.URL}
 	if res, err := c.Store(context.Background(), "", files...); err != nil || res.Status != http.StatusOK {
 		t.Fatalf("Store = %+v, %v", res, err)
+	}
+}
+
+func TestEncodeQuery(t *testing.T) {
+	for _, tc := range []struct {
+		query url.Values
+		want  string
+	}{
+		{url.Values{"PatientName": {"Anna*"}}, "PatientName=Anna*"},
+		{url.Values{"PatientName": {"*nn?"}}, "PatientName=*nn%3F"},
+		{url.Values{"PatientName": {"Berg^Anna*"}, "limit": {"10"}}, "PatientName=Berg%5EAnna*&limit=10"},
+		{url.Values{"StudyDate": {"20240101-20241231"}}, "StudyDate=20240101-20241231"},
+		{url.Values{"AccessionNumber": {"A&B=C %2A"}}, "AccessionNumber=A%26B%3DC+%252A"},
+	} {
+		got := encodeQuery(tc.query)
+		if got != tc.want {
+			t.Errorf("encodeQuery(%v) = %q, want %q", tc.query, got, tc.want)
+		}
+		back, err := url.ParseQuery(got)
+		if err != nil || !reflect.DeepEqual(back, tc.query) {
+			t.Errorf("url.ParseQuery(%q) = %v, %v; want %v back", got, back, err, tc.query)
+		}
 	}
 }

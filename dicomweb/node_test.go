@@ -155,11 +155,16 @@ func (n *node) requestT(t testing.TB, method, path, persona string, header http.
 
 // study makes the four views of a screening study of a woman.
 func study(patient string, rows, cols int) [][]byte {
+	return namedStudy(patient, "", rows, cols)
+}
+
+// namedStudy is study with the patient's name.
+func namedStudy(patient, name string, rows, cols int) [][]byte {
 	studyUID, seriesUID := archivetest.NewUID(), archivetest.NewUID()
 	var out [][]byte
 	for i, view := range bildrum.StandardViews() {
 		out = append(out, archivetest.Mammogram(&archivetest.Image{
-			PatientID: patient, StudyUID: studyUID, SeriesUID: seriesUID, View: view, InstanceNumber: i + 1,
+			PatientID: patient, PatientName: name, StudyUID: studyUID, SeriesUID: seriesUID, View: view, InstanceNumber: i + 1,
 			Rows: rows, Columns: cols, WindowCenter: 2048, WindowWidth: 4096, Seed: uint64(i),
 		}))
 	}

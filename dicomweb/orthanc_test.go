@@ -174,7 +174,7 @@ func TestOrthancExchange(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OurClientToOrthanc", func(t *testing.T) {
-		files := study(anna, 96, 64)
+		files := namedStudy(anna, "Utbyte^Anna", 96, 64)
 		studyUID, _, _ := uidOf(t, files[0])
 		res, err := o.client.Store(ctx, "", files...)
 		if err != nil || res.Status != http.StatusOK || len(res.Referenced) != 4 {
@@ -183,6 +183,11 @@ func TestOrthancExchange(t *testing.T) {
 		found, err := o.client.Search(ctx, "studies", url.Values{"PatientID": {anna}, "StudyInstanceUID": {studyUID}})
 		if err != nil || len(found) != 1 {
 			t.Fatalf("QIDO at Orthanc = %v, %v; want the study", found, err)
+		}
+		// A wildcard reaches Orthanc as a wildcard (encodeQuery).
+		found, err = o.client.Search(ctx, "studies", url.Values{"PatientName": {"Utby*"}, "StudyInstanceUID": {studyUID}})
+		if err != nil || len(found) != 1 {
+			t.Fatalf("QIDO at Orthanc with PatientName=Utby* = %v, %v; want the study", found, err)
 		}
 		parts, err := o.client.Retrieve(ctx, "studies/"+studyUID)
 		if err != nil || len(parts) != 4 {
