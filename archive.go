@@ -198,8 +198,11 @@ func AboutNoPerson(kind string) bool {
 
 // AccessRecorder records accesses to persons' data before they are served.
 //
-// RecordAccess returns when the event is recorded durably; an error means it
-// was not, and the caller must then not serve the data (fail closed). It is
+// RecordAccess returns when the event is recorded durably, or recorded and
+// covered by a durable event of the same actor, purpose, region, person and
+// kind from less than a minute before, which then says the access happened
+// while its own details reach the disk an instant later; an error means
+// neither, and the caller must then not serve the data (fail closed). It is
 // safe for concurrent use.
 type AccessRecorder interface {
 	RecordAccess(ctx context.Context, e AccessEvent) error

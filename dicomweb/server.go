@@ -215,10 +215,19 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 var errRecorder = errors.New("record access")
 
-// record records an access to the persons' data before it is served.
+// batchRecorder is an AccessRecorder that also records many events at once,
+// durably when it returns nil, waiting for the disk once for them all
+// (sqlstore's DB): a search that finds many women's studies.
+type batchRecorder interface {
+	RecordAccesses(ctx context.Context, events []bildrum.AccessEvent) error
+}
+
+// record records an access to the persons' data before it is served: one
+// event per person.
 func (s *Server) record(ctx context.Context, kind, what string, patientIDs ...string) error {
 	p, _ := bildrum.PrincipalFrom(ctx)
 	seen := map[string]bool{}
+	var events []bildrum.AccessEvent
 	for _, id := range patientIDs {
 		if seen[id] {
 			continue
@@ -228,7 +237,15 @@ func (s *Server) record(ctx context.Context, kind, what string, patientIDs ...st
 		if pid, err := bildrum.ParsePersonID(id); err == nil {
 			person = pid
 		}
-		e := bildrum.AccessEvent{Time: s.cfg.Now().UTC(), Actor: p, Purpose: bildrum.PurposeCare, Region: s.cfg.Region, Person: person, Kind: kind, What: what}
+		events = append(events, bildrum.AccessEvent{Time: s.cfg.Now().UTC(), Actor: p, Purpose: bildrum.PurposeCare, Region: s.cfg.Region, Person: person, Kind: kind, What: what})
+	}
+	if b, ok := s.cfg.Recorder.(batchRecorder); ok && len(events) > 1 {
+		if err := b.RecordAccesses(ctx, events); err != nil {
+			return errors.Join(errRecorder, err)
+		}
+		return nil
+	}
+	for _, e := range events {
 		if err := s.cfg.Recorder.RecordAccess(ctx, e); err != nil {
 			return errors.Join(errRecorder, err)
 		}

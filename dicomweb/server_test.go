@@ -471,3 +471,51 @@ func TestRecorderFailureRefusesReads(t *testing.T) {
 		}
 	}
 }
+
+// batchRecorder is a recorder that also records many events at once, and
+// counts how often it was asked to.
+type batchRecorder struct {
+	recorder
+	batches int
+}
+
+func (r *batchRecorder) RecordAccesses(ctx context.Context, events []bildrum.AccessEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches++
+	r.events = append(r.events, events...)
+	return nil
+}
+
+// TestSearchRecordsEveryWomanAtOnce checks that a search finding the
+// studies of several women records one event for each, in one batch where
+// the recorder takes batches (one wait for the disk, not one per woman).
+func TestSearchRecordsEveryWomanAtOnce(t *testing.T) {
+	rec := &batchRecorder{}
+	n := newNode(t, "", func(c *dicomweb.Config) { c.Recorder = rec })
+	ctx := context.Background()
+	women := []string{anna, "195203072227", "189001019802"}
+	for _, w := range women {
+		if res, err := n.client.Store(ctx, "", study(w, 16, 16)...); err != nil || res.Status != http.StatusOK {
+			t.Fatalf("Store = %+v, %v", res, err)
+		}
+	}
+	found, err := n.client.Search(ctx, "studies", nil)
+	if err != nil || len(found) != len(women) {
+		t.Fatalf("Search(studies) = %d studies, %v; want %d", len(found), err, len(women))
+	}
+	got := map[bildrum.PersonID]int{}
+	for _, e := range rec.Events() {
+		if e.Kind == bildrum.AccessImageSearch {
+			got[e.Person]++
+		}
+	}
+	for _, w := range women {
+		if got[bildrum.PersonID(w)] != 1 {
+			t.Errorf("search events for %s: %d, want 1 (all: %v)", w, got[bildrum.PersonID(w)], got)
+		}
+	}
+	if rec.batches != 1 {
+		t.Errorf("the search was recorded in %d batches, want 1", rec.batches)
+	}
+}

@@ -34,6 +34,24 @@ type indexWriter struct {
 	wal     *os.File   // the WAL, for fsyncs
 	stale   []*os.File // WAL files replaced since, closed by close
 	wals    *walSyncs
+
+	// syncFile fsyncs the WAL; nil means (*os.File).Sync. Tests replace
+	// it before the writer's first use.
+	syncFile func(*os.File) error
+}
+
+// syncer returns the function that makes what the writer committed so far
+// durable: nil-op when its commits are durable themselves, else a shared
+// fsync of the WAL. Called with mu held.
+func (w *indexWriter) syncer() func() error {
+	if w.durable {
+		return func() error { return nil }
+	}
+	wals, wal, syncFile := w.wals, w.wal, w.syncFile
+	if syncFile == nil {
+		syncFile = (*os.File).Sync
+	}
+	return func() error { return wals.sync(func() error { return syncFile(wal) }) }
 }
 
 // put indexes instances through the writer's connection; see
@@ -62,29 +80,35 @@ func (w *indexWriter) put(ctx context.Context, d *DB, instances []bildrum.Instan
 		}
 		return nil, nil, err
 	}
-	if w.durable {
-		return errs, func() error { return nil }, nil
-	}
-	wals, wal := w.wals, w.wal
-	return errs, func() error { return wals.sync(wal.Sync) }, nil
+	return errs, w.syncer(), nil
 }
 
 // execLazily runs a statement through the writer's connection, where its
 // commit does not wait for the disk: for changes that need not be durable
 // at once, which the next sync of the WAL makes durable.
 func (w *indexWriter) execLazily(ctx context.Context, d *DB, query string, args ...any) error {
+	_, err := w.exec(ctx, d, query, args...)
+	return err
+}
+
+// exec runs a statement, in a transaction of its own, through the writer's
+// connection, and returns sync, which returns once the change is durable.
+// Concurrent callers' syncs share fsyncs of the WAL (walSyncs), and none
+// holds SQLite's write lock while it waits for the disk: a group commit for
+// small independent writes, such as access events.
+func (w *indexWriter) exec(ctx context.Context, d *DB, query string, args ...any) (sync func() error, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.conn == nil {
 		if err := w.open(ctx, d); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if _, err := w.conn.ExecContext(ctx, query, args...); err != nil {
 		w.closeLocked()
-		return err
+		return nil, err
 	}
-	return nil
+	return w.syncer(), nil
 }
 
 // open takes a connection of the pool for the writer and sets it up: with
@@ -176,6 +200,38 @@ func sameFile(a, b *os.File) bool {
 	return err == nil && os.SameFile(ai, bi)
 }
 
+// syncAsked returns a function that returns once a sync of the WAL that
+// started after syncAsked was called has returned: any sync, such as that
+// of a later commit, serves it, so that calling the function later often
+// finds its work done.
+func (w *indexWriter) syncAsked() func() error {
+	w.mu.Lock()
+	durable, wals, wal, syncFile := w.durable || w.wals == nil, w.wals, w.wal, w.syncFile
+	w.mu.Unlock()
+	if durable {
+		return func() error { return nil }
+	}
+	if syncFile == nil {
+		syncFile = (*os.File).Sync
+	}
+	ticket := wals.ask()
+	return func() error { return wals.wait(ticket, func() error { return syncFile(wal) }) }
+}
+
+// failed returns the error of a failed fsync of the WAL, after which no
+// commit of the writer can be made durable, or nil.
+func (w *indexWriter) failed() error {
+	w.mu.Lock()
+	wals := w.wals
+	w.mu.Unlock()
+	if wals == nil {
+		return nil
+	}
+	wals.mu.Lock()
+	defer wals.mu.Unlock()
+	return wals.err
+}
+
 // walSyncs shares fsyncs of the WAL among the commits waiting for one: a
 // commit needs an fsync that started after it, and one fsync serves every
 // commit made before it started. A failed fsync fails every sync from then
@@ -193,13 +249,27 @@ type walSyncs struct {
 // sync returns when a call of fsync (of the WAL) that started after the
 // call of sync has returned, or with its error.
 func (s *walSyncs) sync(fsync func() error) error {
+	return s.wait(s.ask(), fsync)
+}
+
+// ask asks for a sync without waiting for it: the ticket it returns is
+// served by any call of fsync that starts from now on (wait).
+func (s *walSyncs) ask() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	return s.asked
+}
+
+// wait returns when ticket is served, or with the error of a failed fsync,
+// calling fsync itself when none is under way.
+func (s *walSyncs) wait(ticket uint64, fsync func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cond == nil {
 		s.cond = sync.NewCond(&s.mu)
 	}
-	s.asked++
-	me := s.asked
+	me := ticket
 	for s.done < me && s.err == nil {
 		if s.running {
 			s.cond.Wait()

@@ -57,6 +57,7 @@ type DB struct {
 	where   string // the file or host, for messages; never a password
 	stmts   stmtCache
 	writer  indexWriter // the archive's group commit's, on SQLite
+	access  accessCovers
 
 	// Now is the clock used for timestamps; tests replace it.
 	Now func() time.Time
@@ -108,6 +109,7 @@ func Open(ctx context.Context, dsn string, part Part) (*DB, error) {
 
 // Close closes the database.
 func (d *DB) Close() error {
+	d.access.wait()
 	d.writer.close()
 	d.stmts.close()
 	return d.db.Close()
