@@ -247,6 +247,10 @@ type gatedMemIndex struct {
 	*memIndex
 	entered chan struct{}
 	durable chan error
+	// rounds, when set, gets a channel of each round's own, in the order
+	// of the rounds, whose value the round's sync returns (instead of one
+	// from durable): to answer the syncs of rounds in turn.
+	rounds chan chan error
 }
 
 func (g *gatedMemIndex) PutInstancesGated(ctx context.Context, instances []bildrum.Instance, gate func() ([]bildrum.Instance, error)) ([]error, func() error, error) {
@@ -264,6 +268,11 @@ func (g *gatedMemIndex) PutInstancesGated(ctx context.Context, instances []bildr
 	errs, err := g.memIndex.PutInstances(ctx, instances)
 	if err != nil {
 		return nil, nil, err
+	}
+	if g.rounds != nil {
+		mine := make(chan error, 1)
+		g.rounds <- mine
+		return errs, func() error { return <-mine }, nil
 	}
 	return errs, func() error { return <-g.durable }, nil
 }
@@ -357,21 +366,23 @@ func TestCommitJoinsWaitingRound(t *testing.T) {
 // a round whose commit could not be made durable fails as a whole.
 func TestCommitAcknowledgesWhenDurable(t *testing.T) {
 	ctx := context.Background()
-	idx := &gatedMemIndex{memIndex: newMemIndex(""), entered: make(chan struct{}, 4), durable: make(chan error)}
+	idx := &gatedMemIndex{memIndex: newMemIndex(""), entered: make(chan struct{}, 4), rounds: make(chan chan error, 4)}
 	a := New(idx, nil)
 	first := a.enqueue(ctx, []bildrum.Instance{inst("1", "a")}, nil)
 	<-idx.entered
+	firstSync := <-idx.rounds
 	// The first round has committed and waits for the disk; the next
 	// round runs meanwhile.
 	second := a.enqueue(ctx, []bildrum.Instance{inst("2", "b")}, nil)
 	<-idx.entered
+	secondSync := <-idx.rounds
 	select {
 	case <-first.done:
 		t.Fatal("a round was acknowledged before its commit was durable")
 	default:
 	}
-	idx.durable <- nil
-	idx.durable <- errors.New("input/output error")
+	firstSync <- nil
+	secondSync <- errors.New("input/output error")
 	<-first.done
 	<-second.done
 	if first.err != nil || len(first.errs) != 1 || first.errs[0] != nil {
