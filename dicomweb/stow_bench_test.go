@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,4 +62,57 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWadoSmall retrieves 8 KB instances, four of each woman as an
+// exam has four views, one WADO-RS request each, through the real HTTP
+// handler: with every read recorded in the node's outbox before it is
+// served, as a deployed node does (record=outbox, see sqlstore's
+// DB.RecordAccess), and with a recorder that only keeps events in memory
+// (record=memory), the difference being what recording costs a read.
+//
+//	go test ./dicomweb/ -run '^$' -bench WadoSmall -benchtime 2000x
+func BenchmarkWadoSmall(b *testing.B) {
+	for _, outbox := range []bool{true, false} {
+		for _, clients := range []int{1, 4} {
+			name := fmt.Sprintf("record=memory/clients=%d", clients)
+			if outbox {
+				name = fmt.Sprintf("record=outbox/clients=%d", clients)
+			}
+			b.Run(name, func(b *testing.B) {
+				n := newNode(b, "")
+				if outbox {
+					n.rec.to = n.db
+				}
+				c := &dicomweb.Client{BaseURL: n.base, Token: n.tokens["staff-12"], HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+				paths := make([]string, b.N)
+				for i := range paths {
+					f := archivetest.Mammogram(&archivetest.Image{Rows: 60, Columns: 64, Seed: uint64(i), WindowCenter: 2048, WindowWidth: 4096, PatientID: fmt.Sprintf("WADO%06d", i/4)})
+					res, err := c.Store(context.Background(), "", f)
+					if err != nil || res.Status != http.StatusOK {
+						b.Fatalf("Store: %v, %v", res, err)
+					}
+					paths[i] = strings.TrimPrefix(res.Response.Items("00081199")[0].String("00081190"), n.base+"/")
+				}
+				n.arch.Wait()
+				b.SetBytes(8 << 10)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				cpu0 := cpuTime()
+				b.ResetTimer()
+				for range clients {
+					wg.Go(func() {
+						for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+							if parts, err := c.Retrieve(context.Background(), paths[i]); err != nil || len(parts) != 1 {
+								b.Errorf("Retrieve %s: %d parts, %v", paths[i], len(parts), err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			})
+		}
+	}
 }

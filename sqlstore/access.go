@@ -174,8 +174,9 @@ type accessKey struct {
 // accessCovers remembers when each recent kind of access was last recorded
 // durably, and runs the background syncs of the events it covered.
 type accessCovers struct {
-	mu   sync.Mutex
-	last map[accessKey]time.Time // of the last durable event of each key
+	mu     sync.Mutex
+	last   map[accessKey]time.Time // of the last durable event of each key
+	pruned time.Time               // when last was last rid of old keys
 
 	pending atomic.Bool                  // a background sync is started and has not begun to sync
 	latest  atomic.Pointer[func() error] // the sync of the latest covered event
@@ -198,12 +199,14 @@ func (c *accessCovers) durable(key accessKey, at time.Time) {
 	if c.last == nil {
 		c.last = map[accessKey]time.Time{}
 	}
-	if len(c.last) >= 4096 {
+	if len(c.last) >= 4096 && at.Sub(c.pruned) >= accessCover {
+		// At most once a minute: the keys of the last minute stay.
 		for k, t := range c.last {
 			if at.Sub(t) >= accessCover {
 				delete(c.last, k)
 			}
 		}
+		c.pruned = at
 	}
 	if last, ok := c.last[key]; !ok || at.After(last) {
 		c.last[key] = at
