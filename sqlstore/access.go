@@ -43,7 +43,7 @@ func (d *DB) RecordAccess(ctx context.Context, e bildrum.AccessEvent) error {
 			if err := d.writer.failed(); err != nil {
 				return fmt.Errorf("record access: %w", err) // fail closed: it might not become durable
 			}
-			d.access.syncSoon(d.writer.syncAsked())
+			d.access.syncSoon(sync)
 			return nil
 		}
 		if err := sync(); err != nil {
@@ -218,12 +218,12 @@ func (c *accessCovers) durable(key accessKey, at time.Time) {
 const accessSyncDelay = 10 * time.Millisecond
 
 // syncSoon makes a covered event durable in the background: after
-// accessSyncDelay, a goroutine calls sync (from indexWriter.syncAsked,
-// asked after the event was committed), or that of a later covered event,
-// which serves it too; a sync of another commit meanwhile serves them
-// without an fsync of their own. Its error, if any, stays with the WAL's
-// syncs (walSyncs), so that the next event that must be durable fails, and
-// with it the read it was for.
+// accessSyncDelay, a goroutine calls sync (from indexWriter.exec, which
+// asked for an fsync once the event was committed), or that of a later
+// covered event, which serves it too; a sync of another commit meanwhile
+// serves them without an fsync of their own. Its error, if any, stays with
+// the WAL's syncs (walSyncs), so that the next event that must be durable
+// fails, and with it the read it was for.
 func (c *accessCovers) syncSoon(sync func() error) {
 	c.latest.Store(&sync)
 	if !c.pending.CompareAndSwap(false, true) {

@@ -40,9 +40,12 @@ type indexWriter struct {
 	syncFile func(*os.File) error
 }
 
-// syncer returns the function that makes what the writer committed so far
-// durable: nil-op when its commits are durable themselves, else a shared
-// fsync of the WAL. Called with mu held.
+// syncer returns the function that makes what the writer has committed so
+// far durable: nil-op when its commits are durable themselves, else a wait
+// for a shared fsync of the WAL that started after syncer was called. Any
+// such fsync serves it, that of a later commit too, so that a caller that
+// waits later may find the work done. Called with mu held, right after a
+// commit.
 func (w *indexWriter) syncer() func() error {
 	if w.durable {
 		return func() error { return nil }
@@ -51,11 +54,10 @@ func (w *indexWriter) syncer() func() error {
 	if syncFile == nil {
 		syncFile = (*os.File).Sync
 	}
-	return func() error { return wals.sync(func() error { return syncFile(wal) }) }
+	ticket := wals.ask()
+	return func() error { return wals.wait(ticket, func() error { return syncFile(wal) }) }
 }
 
-// put indexes instances through the writer's connection; see
-// DB.PutInstancesGated.
 func (w *indexWriter) put(ctx context.Context, d *DB, instances []bildrum.Instance, gate func() ([]bildrum.Instance, error)) ([]error, func() error, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -198,24 +200,6 @@ func sameFile(a, b *os.File) bool {
 	}
 	bi, err := b.Stat()
 	return err == nil && os.SameFile(ai, bi)
-}
-
-// syncAsked returns a function that returns once a sync of the WAL that
-// started after syncAsked was called has returned: any sync, such as that
-// of a later commit, serves it, so that calling the function later often
-// finds its work done.
-func (w *indexWriter) syncAsked() func() error {
-	w.mu.Lock()
-	durable, wals, wal, syncFile := w.durable || w.wals == nil, w.wals, w.wal, w.syncFile
-	w.mu.Unlock()
-	if durable {
-		return func() error { return nil }
-	}
-	if syncFile == nil {
-		syncFile = (*os.File).Sync
-	}
-	ticket := wals.ask()
-	return func() error { return wals.wait(ticket, func() error { return syncFile(wal) }) }
 }
 
 // failed returns the error of a failed fsync of the WAL, after which no
